@@ -1,0 +1,27 @@
+# The two commands: `make run` (the whole product) and `make test` (the whole test suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test bench install clean-dev
+
+run: $(VENV)/.installed
+	$(BIN)/python manage.py run
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+install: $(VENV)/.installed
+
+# Reinstalled whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Stops nothing: removes the embedded database, Redis data and uploaded files of development runs.
+clean-dev:
+	rm -rf .dev

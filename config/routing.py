@@ -1,0 +1,2 @@
+"""WebSocket routes. Each feature adds its consumers here."""
+websocket_urlpatterns: list = []

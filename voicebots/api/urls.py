@@ -1,0 +1,27 @@
+"""/v1/Account/{auth_id}/... routes. Every path takes a trailing slash or not, for every method."""
+from django.urls import re_path
+
+from voicebots.bots.views import VoicebotViewSet
+from voicebots.functions.views import FunctionViewSet
+from voicebots.knowledge.views import KnowledgebaseViewSet
+
+from .views import COLLECTION_ACTIONS, ITEM_ACTIONS
+
+ACCOUNT = r"^v1/Account/(?P<auth_id>[^/]+)/"
+ITEM = r"(?P<pk>[^/]+)"
+
+
+def resource(prefix: str, viewset, name: str) -> list:
+    return [
+        re_path(rf"{ACCOUNT}{prefix}/?$", viewset.as_view(COLLECTION_ACTIONS), name=f"{name}-list"),
+        re_path(rf"{ACCOUNT}{prefix}/{ITEM}/?$", viewset.as_view(ITEM_ACTIONS), name=f"{name}-detail"),
+    ]
+
+
+urlpatterns = [
+    re_path(rf"{ACCOUNT}Knowledgebase/{ITEM}/file/?$", KnowledgebaseViewSet.as_view({"get": "download"}),
+            name="knowledgebase-file"),
+    *resource("Voicebot", VoicebotViewSet, "voicebot"),
+    *resource("Function", FunctionViewSet, "function"),
+    *resource("Knowledgebase", KnowledgebaseViewSet, "knowledgebase"),
+]

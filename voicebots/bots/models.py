@@ -1,0 +1,48 @@
+import secrets
+import uuid
+
+from django.db import models
+
+from voicebots.accounts.models import Account
+from voicebots.core.encryption import EncryptedTextField
+
+from . import catalog
+
+
+def new_stream_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Voicebot(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="voicebots")
+    name = models.CharField(max_length=200)
+    prompt = models.TextField(blank=True, default="")
+    welcome_message = models.TextField(blank=True, default="")
+    llm_provider = models.CharField(max_length=32, default="anthropic")
+    llm_model = models.CharField(max_length=100, default=catalog.DEFAULT_LLM_MODEL)
+    tts_provider = models.CharField(max_length=32, default=catalog.DEFAULT_TTS["provider"])
+    tts_voice = models.CharField(max_length=100, default=catalog.DEFAULT_TTS["voice"])
+    stt_provider = models.CharField(max_length=32, default=catalog.DEFAULT_STT["provider"])
+    stt_language = models.CharField(max_length=8, default=catalog.DEFAULT_STT["language"])
+    call_timeout = models.PositiveIntegerField(
+        default=catalog.DEFAULT_CALL_TIMEOUT, help_text="Seconds of caller silence before the bot re-prompts."
+    )
+    max_call_duration = models.PositiveIntegerField(default=catalog.DEFAULT_MAX_CALL_DURATION)
+    # Authenticates Plivo streams that connect through the bot's websocket_url (the outbound flow).
+    stream_secret = EncryptedTextField(default=new_stream_secret, editable=False)
+    functions = models.ManyToManyField("functions.Function", blank=True, related_name="voicebots")
+    knowledgebases = models.ManyToManyField("knowledge.Knowledgebase", blank=True, related_name="voicebots")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self):
+        return self.name
+
+    def rotate_stream_secret(self) -> None:
+        self.stream_secret = new_stream_secret()
+        self.save(update_fields=["stream_secret", "updated_at"])

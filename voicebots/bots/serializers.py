@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from voicebots.api.serializers import StrictModelSerializer, StrictSerializer
+from voicebots.functions.models import Function
+from voicebots.knowledge.models import Knowledgebase
+
+from . import catalog, public_urls
+from .models import Voicebot
+
+
+def _choice(choices, what: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=choices,
+        error_messages={"invalid_choice": f"\"{{input}}\" is not a supported {what}; supported: {catalog.one_of(choices)}."},
+    )
+
+
+class LLMSettingsSerializer(StrictSerializer):
+    provider = _choice(catalog.LLM_PROVIDERS, "provider")
+    model = serializers.CharField(required=False, default=catalog.DEFAULT_LLM_MODEL)
+
+    def validate_model(self, value):
+        model = catalog.canonical_model(value)
+        if model is None:
+            raise serializers.ValidationError(
+                f"Unknown model '{value}'; use one of {catalog.one_of(catalog.ANTHROPIC_MODELS)} "
+                f"(legacy names such as 'claude 3.5 haiku' are accepted too)."
+            )
+        return model
+
+
+class TTSSettingsSerializer(StrictSerializer):
+    provider = _choice(catalog.TTS_PROVIDERS, "provider")
+    voice = serializers.CharField(max_length=100)
+
+    def validate(self, attrs):
+        if attrs["provider"] == "deepgram":
+            voice = catalog.canonical_aura_voice(attrs["voice"])
+            if voice is None:
+                raise serializers.ValidationError(
+                    {"voice": [f"Unknown Deepgram Aura voice; use one of {catalog.one_of(catalog.DEEPGRAM_AURA_VOICES)}."]}
+                )
+            attrs["voice"] = voice
+        return attrs
+
+
+class STTSettingsSerializer(StrictSerializer):
+    provider = _choice(catalog.STT_PROVIDERS, "provider")
+    language = _choice(catalog.STT_LANGUAGES, "language")
+
+
+class OwnedIdsField(serializers.ListField):
+    """A list of ids of the caller's own objects of one model; any other id is a 400 naming it."""
+
+    def __init__(self, model, label: str, **kwargs):
+        self.model, self.label = model, label
+        super().__init__(child=serializers.UUIDField(), allow_empty=True, required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        ids = list(dict.fromkeys(super().to_internal_value(data)))
+        found = {
+            obj.pk: obj
+            for obj in self.model.objects.filter(account=self.context["account"], pk__in=ids)
+        }
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise serializers.ValidationError(f"No {self.label} with id {', '.join(missing)} in this account.")
+        return [found[i] for i in ids]
+
+    def to_representation(self, manager):
+        return [str(obj.pk) for obj in manager.all()]
+
+
+class VoicebotSerializer(StrictModelSerializer):
+    answer_llm = serializers.SerializerMethodField()
+    tts = serializers.SerializerMethodField()
+    stt = serializers.SerializerMethodField()
+    callTimeout = serializers.IntegerField(source="call_timeout", required=False, min_value=1, max_value=3600)
+    max_call_duration = serializers.IntegerField(required=False, min_value=10, max_value=4 * 3600)
+    knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
+    function_ids = OwnedIdsField(Function, "Function", source="functions")
+    websocket_url = serializers.SerializerMethodField()
+    inbound_call_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Voicebot
+        fields = [
+            "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
+            "max_call_duration", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
+        extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}
+
+    # The three settings groups are objects in the API and columns in the database.
+    _groups = {
+        "answer_llm": (LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"}),
+        "tts": (TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"}),
+        "stt": (STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"}),
+    }
+
+    def _group(self, obj, name) -> dict:
+        return {key: getattr(obj, column) for key, column in self._groups[name][1].items()}
+
+    def get_answer_llm(self, obj) -> dict:
+        return self._group(obj, "answer_llm")
+
+    def get_tts(self, obj) -> dict:
+        return self._group(obj, "tts")
+
+    def get_stt(self, obj) -> dict:
+        return self._group(obj, "stt")
+
+    def get_websocket_url(self, obj) -> str:
+        return public_urls.websocket_url(obj)
+
+    def get_inbound_call_url(self, obj) -> str:
+        return public_urls.inbound_call_url(obj)
+
+    def to_internal_value(self, data):
+        attrs = super().to_internal_value(data)
+        errors = {}
+        for name, (group_serializer, columns) in self._groups.items():
+            if name not in data:
+                continue
+            value = data[name]
+            if isinstance(value, dict) and self.instance is not None:
+                # PATCH may change one key of a group; the others keep their values.
+                value = {**self._group(self.instance, name), **value}
+            group = group_serializer(data=value)
+            if not group.is_valid():
+                errors[name] = group.errors
+                continue
+            attrs.update({column: group.validated_data[key] for key, column in columns.items()})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def create(self, validated_data):
+        functions = validated_data.pop("functions", [])
+        documents = validated_data.pop("knowledgebases", [])
+        bot = Voicebot.objects.create(**validated_data)
+        bot.functions.set(functions)
+        bot.knowledgebases.set(documents)
+        return bot
+
+    def update(self, instance, validated_data):
+        functions = validated_data.pop("functions", None)
+        documents = validated_data.pop("knowledgebases", None)
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        instance.save()
+        if functions is not None:
+            instance.functions.set(functions)
+        if documents is not None:
+            instance.knowledgebases.set(documents)
+        return instance

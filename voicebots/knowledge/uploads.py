@@ -1,0 +1,63 @@
+"""Accepting uploads: size, type by content, checksum, and the account-wide duplicate check."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from rest_framework import exceptions
+
+from voicebots.api.errors import Conflict, PayloadTooLarge, UnsupportedFileType
+
+from . import filetypes
+from .models import Knowledgebase
+
+_SNIFF_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    file: UploadedFile
+    name: str
+    size: int
+    content_type: str
+    checksum: str
+
+
+def fingerprint(upload: UploadedFile) -> tuple[bytes, str]:
+    """The first MiB (to recognise the type) and the sha256 of the whole upload."""
+    digest = hashlib.sha256()
+    head = bytearray()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+        if len(head) < _SNIFF_BYTES:
+            head.extend(chunk[: _SNIFF_BYTES - len(head)])
+    upload.seek(0)
+    return bytes(head), digest.hexdigest()
+
+
+def check_upload(request, account, *, replacing: Knowledgebase | None = None) -> CheckedUpload:
+    upload = request.FILES.get("file") if hasattr(request, "FILES") else None
+    if upload is None:
+        raise exceptions.ValidationError({"file": ["Send the document as the multipart field 'file'."]})
+    limit = settings.KNOWLEDGE_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise PayloadTooLarge(f"The file is {upload.size} bytes; the limit is {limit} bytes.")
+    if upload.size == 0:
+        raise exceptions.ValidationError({"file": ["The file is empty."]})
+    head, checksum = fingerprint(upload)
+    name = (upload.name or "document").rsplit("/", 1)[-1][:255]
+    try:
+        content_type = filetypes.sniff(name, head)
+    except filetypes.UnsupportedDocument as exc:
+        raise UnsupportedFileType(f"Unsupported file: {exc}")
+    duplicate = Knowledgebase.objects.filter(account=account, checksum=checksum)
+    if replacing is not None:
+        duplicate = duplicate.exclude(pk=replacing.pk)
+    existing = duplicate.first()
+    if existing is not None:
+        raise Conflict(
+            f"This file was already uploaded as document {existing.id} ('{existing.name}'); it is not stored twice."
+        )
+    return CheckedUpload(upload, name, upload.size, content_type, checksum)

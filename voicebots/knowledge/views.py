@@ -1,0 +1,77 @@
+from django.db import transaction
+from django.http import FileResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from voicebots.api.views import AccountResourceViewSet
+
+from .models import Knowledgebase
+from .serializers import KnowledgebaseSerializer
+from .services import schedule_processing
+from .uploads import check_upload
+
+
+class KnowledgebaseViewSet(AccountResourceViewSet):
+    model = Knowledgebase
+    serializer_class = KnowledgebaseSerializer
+    list_key = "documents"
+    label = "Knowledgebase"
+
+    def get_parsers(self):
+        if getattr(self, "action", None) in ("create", "partial_update") or self.request.method in ("POST", "PATCH"):
+            return [MultiPartParser(), FormParser()]
+        return super().get_parsers()
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("account")
+
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
+    def create(self, request, *args, **kwargs):
+        checked = check_upload(request, request.account)
+        with transaction.atomic():
+            document = Knowledgebase(
+                account=request.account, name=checked.name, size=checked.size,
+                content_type=checked.content_type, checksum=checked.checksum,
+            )
+            document.file.save(checked.name, checked.file, save=False)
+            document.save()
+            schedule_processing(document)
+        return Response(self.serialize(document), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
+    def partial_update(self, request, *args, **kwargs):
+        document = self.get_object()
+        checked = check_upload(request, request.account, replacing=document)
+        with transaction.atomic():
+            document = Knowledgebase.objects.select_for_update().get(pk=document.pk)
+            old_file = document.file.name
+            document.file.save(checked.name, checked.file, save=False)
+            document.name, document.size = checked.name, checked.size
+            document.content_type, document.checksum = checked.content_type, checked.checksum
+            document.status, document.error = Knowledgebase.Status.PROCESSING, ""
+            document.chunks_done = document.chunks_total = 0
+            document.version += 1
+            document.save()
+            schedule_processing(document)
+            transaction.on_commit(lambda: document.file.storage.delete(old_file))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def destroy(self, request, *args, **kwargs):
+        document = self.get_object()
+        stored = document.file.name
+        document.delete()
+        transaction.on_commit(lambda: document.file.storage.delete(stored))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, *args, **kwargs):
+        document = self.get_object()
+        try:
+            handle = document.file.open("rb")
+        except FileNotFoundError:
+            raise exceptions.NotFound("The stored file of this document is missing.")
+        return FileResponse(handle, as_attachment=True, filename=document.name, content_type=document.content_type)
