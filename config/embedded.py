@@ -12,7 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
+
+# The embedded servers' libraries ask for a per-user runtime dir that root shells often lack.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 DEV_DIR = Path(os.environ.get("VOICEBOTS_DEV_DIR", Path(__file__).resolve().parent.parent / ".dev"))
 

@@ -115,10 +115,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL") or embedded.redis_url()
 if REDIS_URL.startswith("unix://"):
     _socket_path = REDIS_URL[len("unix://"):]
-    CELERY_BROKER_URL = f"redis+socket://{_socket_path}"
-    CELERY_RESULT_BACKEND = f"socket://{_socket_path}"
+    CELERY_BROKER_URL = CELERY_RESULT_BACKEND = f"redis+socket://{_socket_path}"
 else:
     CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True  # tasks report through the database, not results
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,5 +1,6 @@
 import uuid
 
+from django.core.validators import URLValidator
 from django.db import models
 
 from voicebots.accounts.models import Account
@@ -14,7 +15,7 @@ class Function(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="functions")
     name = models.CharField(max_length=64, help_text="The tool name the model sees.")
     description = models.TextField(blank=True, default="")
-    handler_url = models.URLField(max_length=2000)
+    handler_url = models.CharField(max_length=2000, validators=[URLValidator(schemes=["http", "https"])])
     user_parameters = models.JSONField(default=list, blank=True, help_text="What the model fills in.")
     fixed_parameters = models.JSONField(default=list, blank=True, help_text="Constants never shown to the model.")
     timeout_seconds = models.FloatField(default=DEFAULT_TIMEOUT_SECONDS)

@@ -3,7 +3,7 @@ from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from voicebots.api.views import AccountResourceViewSet
@@ -20,10 +20,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
     list_key = "documents"
     label = "Knowledgebase"
 
-    def get_parsers(self):
-        if getattr(self, "action", None) in ("create", "partial_update") or self.request.method in ("POST", "PATCH"):
-            return [MultiPartParser(), FormParser()]
-        return super().get_parsers()
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")

@@ -28,6 +28,13 @@ def die_with_parent() -> None:
         pass
 
 
+def _describe(database_url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = database_url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}{at}{location}" if at else database_url
+
+
 class Command(BaseCommand):
     help = "Migrate, create the first account if needed, then run web + worker + beat until Ctrl-C."
 
@@ -59,6 +66,7 @@ class Command(BaseCommand):
             name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, preexec_fn=die_with_parent)
             for name, cmd in commands.items()
         }
+        self.stdout.write(f"Database: {_describe(settings.DATABASE_URL)}  Redis: {settings.REDIS_URL}")
         self.stdout.write(self.style.SUCCESS(
             f"Voicebots is running on http://{host}:{port}/ (admin /admin/, API docs /api/docs/). Ctrl-C stops it."
         ))

@@ -1,0 +1,112 @@
+"""The run command starts the whole product on embedded servers and leaves nothing behind when stopped."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def descendants(root_pid: int) -> set[int]:
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {root_pid}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
+            and " Z " not in Path(f"/proc/{pid}/stat").read_text()}
+
+
+def read_banner(runner) -> str:
+    """What the run command prints up to the line naming its servers."""
+    lines = []
+    for line in runner.stdout:
+        lines.append(line)
+        if line.startswith("Database:"):
+            return "".join(lines)
+    raise AssertionError("the run command stopped early:\n" + "".join(lines))
+
+
+def redis_answers(socket_path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(socket_path)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def wait_for(url: str, deadline_s: float) -> httpx.Response:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {deadline_s} s")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_everything_then_stops_every_server(tmp_path, stop_signal):
+    dev_dir = tmp_path / "dev"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port))
+    runner = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = read_banner(runner)
+        assert "auth_token" in banner  # first run prints the credentials once
+        redis_socket = banner.split("Redis: unix://", 1)[1].split()[0]
+        assert wait_for(f"http://127.0.0.1:{port}/healthz", 90).json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/login/").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/schema/").status_code == 200
+        assert processes_mentioning(str(dev_dir)), "the embedded PostgreSQL should be running"
+        children = descendants(runner.pid)
+        assert redis_answers(redis_socket), "the embedded Redis should be running"
+    finally:
+        runner.send_signal(stop_signal)
+        output, _ = runner.communicate(timeout=60)
+    time.sleep(0.5)
+    leftovers = processes_mentioning(str(dev_dir))
+    assert leftovers == [], leftovers
+    assert alive(children) == set(), "web, worker and beat must all have stopped"
+    assert not redis_answers(redis_socket), "the embedded Redis must have stopped"
