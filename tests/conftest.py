@@ -3,8 +3,6 @@ import json
 
 import pytest
 
-from voicebots.accounts.services import create_account
-
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
@@ -57,6 +55,8 @@ class ApiClient:
 
 
 def make_api(client, name="Acme"):
+    from voicebots.accounts.services import create_account
+
     account, token = create_account(name)
     return ApiClient(client, account, token)
 

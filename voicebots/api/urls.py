@@ -19,6 +19,8 @@ def resource(prefix: str, viewset, name: str) -> list:
 
 
 urlpatterns = [
+    re_path(rf"{ACCOUNT}Knowledgebase/search/?$", KnowledgebaseViewSet.as_view({"post": "search"}),
+            name="knowledgebase-search"),
     re_path(rf"{ACCOUNT}Knowledgebase/{ITEM}/file/?$", KnowledgebaseViewSet.as_view({"get": "download"}),
             name="knowledgebase-file"),
     *resource("Voicebot", VoicebotViewSet, "voicebot"),

@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from voicebots.api.views import AccountResourceViewSet
 
 from .models import Knowledgebase
-from .serializers import KnowledgebaseSerializer
+from .retrieval import search
+from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
 from .services import schedule_processing
 from .uploads import check_upload
 
@@ -49,7 +50,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
             document.name, document.size = checked.name, checked.size
             document.content_type, document.checksum = checked.content_type, checked.checksum
             document.status, document.error = Knowledgebase.Status.PROCESSING, ""
-            document.chunks_done = document.chunks_total = 0
+            document.chunks_done = document.chunks_total = document.processing_attempts = 0
             document.version += 1
             document.save()
             schedule_processing(document)
@@ -72,3 +73,17 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         except FileNotFoundError:
             raise exceptions.NotFound("The stored file of this document is missing.")
         return FileResponse(handle, as_attachment=True, filename=document.name, content_type=document.content_type)
+
+    @extend_schema(request=SearchRequestSerializer, responses=SearchHitSerializer(many=True))
+    @action(detail=False, methods=["post"])
+    def search(self, request, *args, **kwargs):
+        """What a bot would find: hybrid search over the account's (or the given) documents."""
+        query = SearchRequestSerializer(data=request.data, context=self.get_serializer_context())
+        query.is_valid(raise_exception=True)
+        document_ids = query.validated_data.get("knowledgebase_ids") or list(
+            self.get_queryset().values_list("id", flat=True)
+        )
+        result = search(request.account.pk, query.validated_data["query"], document_ids,
+                        top_k=query.validated_data["top_k"])
+        return Response({"results": SearchHitSerializer(result.hits, many=True).data,
+                         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}})
