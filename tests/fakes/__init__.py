@@ -1,0 +1,1 @@
+"""Local fakes of the services the app talks to (Anthropic, function handlers)."""
