@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "voicebots.bots",
     "voicebots.functions",
     "voicebots.knowledge",
+    "voicebots.chats",
     "voicebots.api",
     "voicebots.web",
 ]

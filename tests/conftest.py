@@ -71,3 +71,27 @@ def other_api(db):
     from django.test import Client
 
     return make_api(Client(), "Other Co")
+
+
+@pytest.fixture
+def fake_anthropic(settings):
+    """A protocol-accurate Anthropic API on 127.0.0.1 that the app is pointed at."""
+    from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
+
+    fake = FakeAnthropic().start_in_thread()
+    settings.ANTHROPIC_API_KEY = DEFAULT_API_KEY
+    settings.ANTHROPIC_BASE_URL = fake.url
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def function_handler(settings):
+    """A real local HTTP server standing in for a customer's function handler."""
+    from tests.fakes.http_handler import FunctionHandlerFake
+
+    handler = FunctionHandlerFake().start_in_thread()
+    settings.FUNCTION_ALLOW_HTTP = True
+    settings.FUNCTION_ALLOW_PRIVATE_ADDRESSES = True  # the handler listens on loopback
+    yield handler
+    handler.stop()

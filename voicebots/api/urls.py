@@ -2,6 +2,7 @@
 from django.urls import re_path
 
 from voicebots.bots.views import VoicebotViewSet
+from voicebots.chats.views import VoicebotChatViewSet
 from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
 
@@ -19,6 +20,7 @@ def resource(prefix: str, viewset, name: str) -> list:
 
 
 urlpatterns = [
+    re_path(rf"{ACCOUNT}Voicebot/{ITEM}/chat/?$", VoicebotChatViewSet.as_view({"post": "chat"}), name="voicebot-chat"),
     re_path(rf"{ACCOUNT}Knowledgebase/search/?$", KnowledgebaseViewSet.as_view({"post": "search"}),
             name="knowledgebase-search"),
     re_path(rf"{ACCOUNT}Knowledgebase/{ITEM}/file/?$", KnowledgebaseViewSet.as_view({"get": "download"}),

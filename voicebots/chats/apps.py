@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChatsConfig(AppConfig):
+    name = "voicebots.chats"
+    verbose_name = "Conversations"
