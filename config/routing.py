@@ -1,2 +1,8 @@
-"""WebSocket routes. Each feature adds its consumers here."""
-websocket_urlpatterns: list = []
+"""WebSocket routes."""
+from django.urls import path
+
+from voicebots.web.consumers import PlaygroundConsumer
+
+websocket_urlpatterns = [
+    path("ws/playground/<uuid:bot_id>/", PlaygroundConsumer.as_asgi()),
+]

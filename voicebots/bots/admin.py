@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
@@ -14,10 +15,10 @@ class VoicebotAdmin(AccountScopedAdmin):
     list_filter = ["llm_model", "tts_provider", "stt_language"]
     search_fields = ["name", "prompt", "welcome_message"]
     filter_horizontal = ["functions", "knowledgebases"]
-    readonly_fields = ["id", "inbound_call_url", "websocket_url", "created_at", "updated_at"]
+    readonly_fields = ["id", "playground", "inbound_call_url", "websocket_url", "created_at", "updated_at"]
     actions = ["rotate_stream_secret"]
     fieldsets = [
-        (None, {"fields": ["id", "account", "name", "prompt", "welcome_message"]}),
+        (None, {"fields": ["id", "playground", "account", "name", "prompt", "welcome_message"]}),
         ("Voice and model", {"fields": ["llm_provider", "llm_model", "tts_provider", "tts_voice",
                                         "stt_provider", "stt_language"]}),
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration"]}),
@@ -41,6 +42,12 @@ class VoicebotAdmin(AccountScopedAdmin):
     @admin.display(description="Documents")
     def document_count(self, obj):
         return len(obj.knowledgebases.all())
+
+    @admin.display(description="Try it")
+    def playground(self, obj):
+        if not obj.pk:
+            return "-"
+        return format_html('<a href="{}">Open the chat playground</a>', reverse("playground", args=[obj.pk]))
 
     @admin.display(description="Inbound call URL (a Plivo application's answer URL)")
     def inbound_call_url(self, obj):

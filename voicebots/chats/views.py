@@ -60,7 +60,7 @@ class BadGateway(exceptions.APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
 
 
-def _turn_summary(session, result) -> dict:
+def turn_summary(session, result) -> dict:
     return {
         "response": result.text, "session_id": str(session.id), "stop_reason": result.stop_reason,
         "tool_calls": [tool_call_dict(r.call, r.result) for r in result.tool_calls],
@@ -92,7 +92,7 @@ class VoicebotChatViewSet(VoicebotViewSet):
             raise exceptions.NotFound(str(error))
         except LLMError as error:
             raise BadGateway(f"The language model did not answer: {error.message}")
-        return Response(_turn_summary(session, result))
+        return Response(turn_summary(session, result))
 
     def _stream(self, account, bot_id, message: str, session_id: uuid.UUID | None) -> StreamingHttpResponse:
         try:
@@ -119,7 +119,7 @@ async def _event_stream(account, bot_id, message, session_id):
         try:
             session, result = await chat_turn(account, bot_id, message, session_id=session_id,
                                               sink=EmittingSink(events.put))
-            await events.put({"type": "done", **_turn_summary(session, result)})
+            await events.put({"type": "done", **turn_summary(session, result)})
         except SessionNotFound as error:
             await events.put({"type": "error", **error_body(str(error))})
         except (MissingProviderKey, LLMError) as error:

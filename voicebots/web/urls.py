@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("playground/<uuid:bot_id>/", views.playground, name="playground"),
 ]
