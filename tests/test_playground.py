@@ -1,5 +1,7 @@
 """The browser chat playground: page and WebSocket, end to end through the ASGI app."""
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
@@ -8,6 +10,13 @@ from tests.fakes.anthropic_server import Text, ToolUse, Turn
 from tests.fakes.http_handler import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _close_consumer_connections():
+    """Consumers reach the database from asgiref's worker thread; close its connection after each test."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
