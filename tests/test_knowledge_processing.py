@@ -223,3 +223,16 @@ def test_admin_shows_chunks_and_tries_retrieval(client, api, processed):
     assert results.status_code == 200 and b"credit cards" in results.content
     chunks = client.get("/admin/knowledge/chunk/", {"document__id__exact": document["id"]})
     assert chunks.status_code == 200 and b"Free parking" in chunks.content
+
+
+def test_reembed_command_refreshes_chunks_of_another_model(api, processed, capsys):
+    from django.core.management import call_command
+
+    document = processed("faq.md", FAQ)
+    Chunk.objects.filter(document_id=document["id"]).update(embedding_model="old-model", embedding=[0.0] * 383 + [1.0])
+    call_command("reembed")
+    assert not Chunk.objects.filter(embedding_model="old-model").exists()
+    assert "re-embedded" in capsys.readouterr().out
+    for chunk in Chunk.objects.filter(document_id=document["id"]):
+        assert chunk.embedding_model == "all-MiniLM-L6-v2-int8"
+        assert abs(float(chunk.embedding[-1]) - 1.0) > 0.01  # a real embedding again, not the placeholder
