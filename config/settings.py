@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "voicebots.functions",
     "voicebots.knowledge",
     "voicebots.chats",
+    "voicebots.calls",
     "voicebots.api",
     "voicebots.web",
 ]
@@ -171,6 +172,11 @@ DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
 PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
+# Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
+# try the product locally without a Plivo account.
+PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
+# How long the stream token in the answer XML stays valid for the WebSocket to connect.
+STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 
 # Function calls (webhooks): plain http handlers only for local development, and private,
 # loopback and link-local targets refused unless explicitly allowed.
