@@ -28,8 +28,8 @@ class AccountAdmin(AccountScopedAdmin):
     account_field = "pk"
     list_display = ["name", "auth_id", "created_at"]
     search_fields = ["name", "auth_id"]
-    readonly_fields = ["auth_id", "created_at"]
-    actions = ["reissue_api_token"]
+    readonly_fields = ["auth_id", "webhook_signing_secret", "created_at"]
+    actions = ["reissue_api_token", "rotate_webhook_secret"]
 
     def get_queryset(self, request):
         queryset = Account.objects.all()
@@ -55,6 +55,17 @@ class AccountAdmin(AccountScopedAdmin):
                 request, f"API credentials for {obj.name}: auth_id {obj.auth_id}, auth_token {token}. "
                 "Copy the token now: it is not shown again.",
             )
+
+    @admin.display(description="Webhook signing secret")
+    def webhook_signing_secret(self, obj):
+        """Function handlers verify X-Voicebots-Signature with it (see the README)."""
+        return obj.webhook_secret if obj.pk else "-"
+
+    @admin.action(description="Rotate the webhook signing secret")
+    def rotate_webhook_secret(self, request, queryset):
+        for account in queryset:
+            services.rotate_webhook_secret(account)
+        messages.success(request, "New webhook signing secret(s) issued; update your function handlers.")
 
     @admin.action(description="Re-issue the API token (the old one stops working)")
     def reissue_api_token(self, request, queryset):
