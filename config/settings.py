@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "voicebots.knowledge",
     "voicebots.chats",
     "voicebots.calls",
+    "voicebots.telephony",
     "voicebots.api",
     "voicebots.web",
 ]

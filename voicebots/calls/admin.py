@@ -34,8 +34,7 @@ class CallAdmin(AccountScopedAdmin):
     @admin.display(description="Transcript")
     def transcript(self, obj):
         def timing(t):
-            keys = ("end_of_speech_to_first_audio_ms", "platform_ms", "stt_final_ms", "llm_first_token_ms",
-                    "tts_first_audio_ms")
+            keys = ("latency_ms", "platform_ms", "stt_ms", "llm_ms", "tts_ms")
             return ", ".join(f"{k.removesuffix('_ms')} {t[k]:.0f} ms" for k in keys if t.get(k) is not None)
 
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>", (

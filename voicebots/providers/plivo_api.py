@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import plivo
+import requests
 from plivo import plivoxml
 from plivo.utils.signature_v3 import construct_post_url, get_signature_v3, validate_v3_signature
 
@@ -51,6 +53,19 @@ def speak_and_hangup_xml(text: str) -> str:
     return response.to_string(pretty=False)
 
 
+def hangup_xml() -> str:
+    return plivoxml.ResponseElement().add(plivoxml.HangupElement()).to_string(pretty=False)
+
+
+def voicemail_xml(message: str, beep_wait_s: int = 20) -> str:
+    """Wait for the answering machine's beep (at most `beep_wait_s`), speak the message, hang up."""
+    response = plivoxml.ResponseElement()
+    response.add(plivoxml.WaitElement(length=beep_wait_s, beep=True))
+    response.add(plivoxml.SpeakElement(message))
+    response.add(plivoxml.HangupElement())
+    return response.to_string(pretty=False)
+
+
 def rest_client(auth_id: str, auth_token: str, base_url: str, timeout: float = 10) -> plivo.RestClient:
     """A REST client aimed at `base_url` (Plivo's, a regional endpoint, or a local fake)."""
     client = plivo.RestClient(auth_id=auth_id, auth_token=auth_token, timeout=timeout)
@@ -62,3 +77,179 @@ def rest_client(auth_id: str, auth_token: str, base_url: str, timeout: float = 1
     plivo.rest.client.API_VOICE_BASE_URI_FALLBACK_1 = api
     plivo.rest.client.API_VOICE_BASE_URI_FALLBACK_2 = api
     return client
+
+
+# --- The REST operations the product uses -------------------------------------------------------
+
+RETRY_ATTEMPTS = 3  # tries of one operation when Plivo is unavailable (5xx, timeout, unreachable)
+RETRY_BACKOFF_S = 0.5  # wait before the second try; doubled before each later one
+
+
+class PlivoApiError(Exception):
+    """A Plivo REST request that failed, sorted by what the caller can do about it."""
+
+    UNAVAILABLE = "unavailable"  # 5xx, timeout, connection refused: worth retrying later
+    AUTH = "auth"  # Plivo refused the credentials
+    NOT_FOUND = "not_found"
+    REJECTED = "rejected"  # Plivo (or the SDK before sending) refused the request itself
+
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.status = kind, message, status
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == self.UNAVAILABLE
+
+
+def plivo_number(e164: str) -> str:
+    """Plivo writes numbers as digits with the country code and no '+'."""
+    return e164.strip().lstrip("+")
+
+
+def _plain(value):
+    """SDK response objects -> plain dicts and lists (without the SDK's client reference)."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return {key: _plain(item) for key, item in vars(value).items() if key != "client" and not key.startswith("_")}
+    return value
+
+
+class PlivoApi:
+    """Calls, applications and numbers of one Plivo account, with errors as PlivoApiError.
+
+    Transient failures are retried here with backoff. The SDK's own retry of voice requests (two
+    immediate repeats to fallback hosts, which are the same host here) is switched off so that this
+    is the only retry policy.
+    """
+
+    def __init__(self, auth_id: str, auth_token: str, base_url: str, timeout: float = 10) -> None:
+        self.timeout = timeout
+        try:
+            self._client = rest_client(auth_id, auth_token, base_url, timeout)
+        except plivo.exceptions.AuthenticationError as error:
+            raise PlivoApiError(PlivoApiError.AUTH, f"The Plivo credentials are unusable: {error}") from error
+        self._last_status: int | None = None
+        self._client.session.hooks["response"].append(self._remember_status)
+
+    def _remember_status(self, response, *args, **kwargs):
+        self._last_status = response.status_code
+
+    def _request(self, operation, *args, **kwargs):
+        delay = RETRY_BACKOFF_S
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                return self._once(operation, *args, **kwargs)
+            except PlivoApiError as error:
+                if not error.retryable or attempt == RETRY_ATTEMPTS:
+                    raise
+                logger.info("Plivo unavailable (%s); retrying in %.1f s", error.message, delay)
+                time.sleep(delay)
+                delay *= 2
+
+    def _once(self, operation, *args, **kwargs):
+        self._last_status = None
+        self._client.voice_retry_count = 2  # the SDK's fallback counter: at 2 it raises instead of repeating
+        try:
+            return operation(*args, **kwargs)
+        except requests.Timeout as error:
+            raise PlivoApiError(PlivoApiError.UNAVAILABLE,
+                                f"Plivo did not answer within {self.timeout:g} s.") from error
+        except requests.ConnectionError as error:
+            raise PlivoApiError(PlivoApiError.UNAVAILABLE, f"Plivo could not be reached ({error}).") from error
+        except plivo.exceptions.PlivoRestError as error:
+            raise self._translate(str(error)) from error
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            # The SDK trips over some error bodies (e.g. a 401 on a list); the status still says what happened.
+            if self._last_status is None or self._last_status < 400:
+                raise PlivoApiError(PlivoApiError.REJECTED, f"Unexpected answer from Plivo: {error!r}") from error
+            raise self._translate("") from error
+
+    def _translate(self, detail: str) -> PlivoApiError:
+        status = self._last_status
+        said = f": {detail}" if detail else ""
+        if status is None:  # refused by the SDK's own validation: nothing was sent
+            return PlivoApiError(PlivoApiError.REJECTED, f"Invalid Plivo request{said}")
+        if status >= 500:
+            return PlivoApiError(PlivoApiError.UNAVAILABLE, f"Plivo answered {status}{said}", status)
+        if status in (401, 403):
+            return PlivoApiError(PlivoApiError.AUTH, f"Plivo refused the credentials ({status}){said}", status)
+        if status == 404:
+            return PlivoApiError(PlivoApiError.NOT_FOUND, f"Plivo has no such resource (404){said}", status)
+        return PlivoApiError(PlivoApiError.REJECTED, f"Plivo refused the request ({status}){said}", status)
+
+    # Calls
+
+    def create_call(self, *, from_number: str, to_number: str, answer_url: str, hangup_url: str, ring_url: str,
+                    ring_timeout: int, time_limit: int | None = None, machine_detection: str | None = None,
+                    machine_detection_url: str | None = None) -> str:
+        """Place a call; returns Plivo's request_uuid (the CallUUID arrives with the callbacks)."""
+        options = {"machine_detection": machine_detection, "machine_detection_url": machine_detection_url} \
+            if machine_detection else {}
+        response = self._request(
+            self._client.calls.create, from_=plivo_number(from_number), to_=plivo_number(to_number),
+            answer_url=answer_url, answer_method="POST", hangup_url=hangup_url, hangup_method="POST",
+            ring_url=ring_url, ring_method="POST", ring_timeout=ring_timeout, time_limit=time_limit, **options,
+        )
+        return response.request_uuid
+
+    def hang_up(self, call_uuid: str) -> bool:
+        """End a live call; False when Plivo no longer knows it (it is over already)."""
+        try:
+            self._request(self._client.calls.delete, call_uuid)
+        except PlivoApiError as error:
+            if error.kind == PlivoApiError.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def cancel_request(self, request_uuid: str) -> bool:
+        """Cancel a call that has not been answered yet, by its request_uuid; False when it is gone."""
+        try:
+            self._request(self._client.calls.cancel, request_uuid)
+        except PlivoApiError as error:
+            if error.kind == PlivoApiError.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def transfer(self, call_uuid: str, url: str) -> None:
+        """Make a live call fetch its next XML from `url`."""
+        self._request(self._client.calls.update, call_uuid, legs="aleg", aleg_url=url, aleg_method="POST")
+
+    # Applications
+
+    def create_application(self, *, name: str, answer_url: str, hangup_url: str) -> str:
+        response = self._request(self._client.applications.create, app_name=name, answer_url=answer_url,
+                                 answer_method="POST", hangup_url=hangup_url, hangup_method="POST")
+        return str(response.app_id)
+
+    def update_application(self, app_id: str, *, answer_url: str, hangup_url: str) -> None:
+        self._request(self._client.applications.update, app_id, answer_url=answer_url, answer_method="POST",
+                      hangup_url=hangup_url, hangup_method="POST")
+
+    def get_application(self, app_id: str) -> dict:
+        return _plain(self._request(self._client.applications.get, app_id))
+
+    # Numbers
+
+    def list_numbers(self, *, offset: int, limit: int) -> tuple[list[dict], int]:
+        """One page of the account's numbers and their total count (the SDK pages by at most 20)."""
+        numbers, total = [], 0
+        while len(numbers) < limit:
+            page_size = min(20, limit - len(numbers))
+            page = self._request(self._client.numbers.list, offset=offset + len(numbers), limit=page_size)
+            objects = _plain(page.objects)
+            total = int(getattr(page.meta, "total_count", 0) or 0)
+            numbers.extend(objects)
+            if len(objects) < page_size or offset + len(numbers) >= total:
+                break
+        return numbers, total
+
+    def get_number(self, number: str) -> dict:
+        return _plain(self._request(self._client.numbers.get, plivo_number(number)))
+
+    def link_number(self, number: str, app_id: str | None) -> None:
+        """Point a number at an application; None gives it back to the account's default application."""
+        self._request(self._client.numbers.update, plivo_number(number), app_id=app_id)

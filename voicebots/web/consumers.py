@@ -31,6 +31,7 @@ def _member_bot(user, bot_id):
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
+    channel_layer_alias = None  # talks only to its own socket: no Redis connection held per page
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

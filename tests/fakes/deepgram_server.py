@@ -1,0 +1,350 @@
+"""A protocol-accurate fake of Deepgram's live transcription WebSocket (`/v1/listen`) on 127.0.0.1.
+
+    async with FakeDeepgram(["Hello there.", "Book a table for two."]) as fake:
+        stt = DeepgramSTT(api_key=fake.api_key, websocket_url=fake.ws_url)
+        ...
+        fake.streams[0].query["model"], fake.streams[0].text_messages
+
+Speech is found in the audio actually received: a 20 ms mu-law frame whose energy is above `speech_rms` is
+speech. Each burst of speech consumes the next scripted transcript (an empty one when the script is used up),
+so two bursts give two transcripts, in order. While a burst lasts: SpeechStarted (with `vad_events`), then
+interim Results revealing more words as speech goes on (with `interim_results`). After `endpointing` ms of
+silence (from the query; Deepgram's default is 10): the final Results with `is_final` and `speech_final`,
+sent `final_delay_s` later (vendor processing time), and `utterance_end_ms` after the last word an UtteranceEnd.
+Time is the audio clock (bytes received / 8000), so a client that streams in real time sees real delays.
+
+Text messages: KeepAlive (recorded, no reply), Finalize (a final of the current burst, `from_finalize`),
+CloseStream (final, Metadata, close 1000), Configure (ConfigureSuccess); anything else gets an Error.
+Faults: `drop_after_s` closes the next stream (once) with 1011 after that long; `await fake.drop()` closes every open
+stream with 1011 now; `idle_timeout_s` without audio or text closes with 1011 as Deepgram does (NET-0001).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+DEFAULT_API_KEY = "test-key"
+FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
+FRAME_S = 0.02
+MODEL_INFO = {"name": "general-nova-3", "version": "2026-01-01.0", "arch": "nova-3"}
+MODEL_UUID = "1dbdfb4d-85b2-4659-8a9b-9d9d7bd8d9b0"
+NET_0001 = ("Deepgram did not receive audio data or a text message within the timeout window. "
+            "See https://dpgr.am/net0001")
+
+
+def speech(ms: int, frequency: float = 440.0) -> bytes:
+    """`ms` of a loud tone as mu-law: what this fake hears as speech (G.711 encoding written out here)."""
+    t = np.arange(8 * ms) / 8000
+    samples = (8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int32)
+    sign = np.where(samples < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(samples), 32635) + 0x84
+    exponent = np.floor(np.log2(np.maximum(magnitude >> 7, 1))).astype(np.int32)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def silence(ms: int) -> bytes:
+    return b"\xff" * (8 * ms)
+
+
+def _mulaw_energy(frame: bytes) -> float:
+    """RMS of a mu-law frame (G.711 decoding written out here, independent of the code under test)."""
+    codes = ~np.frombuffer(frame, dtype=np.uint8).astype(np.int32) & 0xFF
+    exponent = (codes >> 4) & 0x07
+    magnitude = ((((codes & 0x0F) << 3) + 0x84) << exponent) - 0x84
+    samples = np.where(codes & 0x80, -magnitude, magnitude).astype(np.float64)
+    return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
+
+
+@dataclass
+class RecordedStream:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    text_messages: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    audio_bytes: int = 0
+    close_code: int | None = None
+    opened_at: float = field(default_factory=time.monotonic)
+
+    def message_types(self) -> list[str]:
+        return [message.get("type", "?") for message in self.text_messages]
+
+    def sent_types(self) -> list[str]:
+        return [message["type"] for message in self.sent]
+
+
+@dataclass
+class _Burst:
+    """The words being spoken now (not yet finalized)."""
+
+    transcript: str
+    start_s: float
+    end_s: float
+    speech_ms: int = 0
+    last_interim_ms: int = 0
+
+    @property
+    def words(self) -> list[str]:
+        return self.transcript.split()
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    return query.get(name, "false").lower() == "true"
+
+
+def _milliseconds(query: dict[str, str], name: str, default: int | None) -> int | None:
+    value = query.get(name)
+    if value is None:
+        return default
+    return None if value.lower() == "false" else int(value)
+
+
+class _Listener:
+    """One live stream: audio in, Results out (through an outbox that keeps order and applies delays)."""
+
+    def __init__(self, fake: FakeDeepgram, connection: ServerConnection, record: RecordedStream) -> None:
+        self.fake = fake
+        self.connection = connection
+        self.record = record
+        query = record.query
+        self.request_id = str(uuid.uuid4())
+        self.interim = _flag(query, "interim_results")
+        self.vad_events = _flag(query, "vad_events")
+        self.endpointing_ms = _milliseconds(query, "endpointing", 10)
+        self.utterance_end_ms = _milliseconds(query, "utterance_end_ms", None)
+        self.audio_s = 0.0
+        self.partial = b""
+        self.burst: _Burst | None = None
+        self.silence_ms = 0
+        self.last_word_end: float | None = None
+        self.outbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+
+    # Audio.
+
+    def on_audio(self, data: bytes) -> None:
+        self.record.audio_bytes += len(data)
+        data = self.partial + data
+        whole = len(data) - len(data) % FRAME_BYTES
+        self.partial = data[whole:]
+        for offset in range(0, whole, FRAME_BYTES):
+            self.on_frame(data[offset:offset + FRAME_BYTES])
+
+    def on_frame(self, frame: bytes) -> None:
+        started = self.audio_s
+        self.audio_s += FRAME_S
+        if _mulaw_energy(frame) >= self.fake.speech_rms:
+            self.on_speech(started)
+        elif self.burst is not None:
+            self.silence_ms += 20
+            if self.endpointing_ms is not None and self.silence_ms >= self.endpointing_ms:
+                self.finalize_burst(speech_final=True)
+        elif (self.last_word_end is not None and self.utterance_end_ms is not None
+              and (self.audio_s - self.last_word_end) * 1000 >= self.utterance_end_ms):
+            self.emit({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": round(self.last_word_end, 3)})
+            self.last_word_end = None
+
+    def on_speech(self, frame_start: float) -> None:
+        if self.burst is None:
+            self.burst = _Burst(self.fake.next_transcript(), frame_start, frame_start)
+            self.last_word_end = None
+            if self.vad_events:
+                self.emit({"type": "SpeechStarted", "channel": [0], "timestamp": round(frame_start, 3)})
+        burst = self.burst
+        burst.speech_ms += 20
+        burst.end_s = self.audio_s
+        self.silence_ms = 0
+        if self.interim and burst.speech_ms - burst.last_interim_ms >= self.fake.interim_every_ms:
+            burst.last_interim_ms = burst.speech_ms
+            revealed = min(len(burst.words), 1 + burst.speech_ms // self.fake.ms_per_word)
+            self.emit(self.results(burst, " ".join(burst.words[:revealed]), is_final=False))
+
+    def finalize_burst(self, *, speech_final: bool, from_finalize: bool = False) -> None:
+        burst, self.burst, self.silence_ms = self.burst, None, 0
+        if burst is None:
+            if from_finalize:
+                self.emit(self.empty_results(from_finalize=True))
+            return
+        self.last_word_end = burst.end_s
+        self.emit(self.results(burst, burst.transcript, is_final=True, speech_final=speech_final,
+                               from_finalize=from_finalize), delay_s=self.fake.final_delay_s)
+
+    # Messages.
+
+    def results(self, burst: _Burst, transcript: str, *, is_final: bool, speech_final: bool = False,
+                from_finalize: bool = False) -> dict[str, Any]:
+        words = transcript.split()
+        span = (burst.end_s - burst.start_s) / max(len(burst.words), 1)
+        word_items = [{"word": word.strip(".,!?;:").lower(), "start": round(burst.start_s + i * span, 3),
+                       "end": round(burst.start_s + (i + 1) * span, 3), "confidence": 0.97,
+                       "punctuated_word": word} for i, word in enumerate(words)]
+        return {"type": "Results", "channel_index": [0, 1], "duration": round(burst.end_s - burst.start_s, 3),
+                "start": round(burst.start_s, 3), "is_final": is_final, "speech_final": speech_final,
+                "from_finalize": from_finalize,
+                "channel": {"alternatives": [{"transcript": transcript, "confidence": 0.97 if words else 0.0,
+                                              "words": word_items}]},
+                "metadata": {"request_id": self.request_id, "model_info": MODEL_INFO, "model_uuid": MODEL_UUID}}
+
+    def empty_results(self, *, from_finalize: bool) -> dict[str, Any]:
+        empty = _Burst("", self.audio_s, self.audio_s)
+        return self.results(empty, "", is_final=True, from_finalize=from_finalize)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"type": "Metadata", "transaction_key": "deprecated", "request_id": self.request_id,
+                "sha256": "0" * 64, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "duration": round(self.audio_s, 3), "channels": 1, "models": [MODEL_UUID],
+                "model_info": {MODEL_UUID: MODEL_INFO}}
+
+    def emit(self, message: dict[str, Any], delay_s: float = 0.0) -> None:
+        self.outbox.put_nowait((time.monotonic() + delay_s, message))
+
+    async def send_outbox(self) -> None:
+        """Messages in order; a delayed one holds back those after it, as a real stream would."""
+        while True:
+            due, message = await self.outbox.get()
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            self.record.sent.append(message)
+            await self.connection.send(json.dumps(message))
+
+    async def drain_outbox(self) -> None:
+        while not self.outbox.empty():
+            await asyncio.sleep(0.005)
+
+    # Text messages.
+
+    async def on_text(self, raw: str) -> bool:
+        """Handle a client text message; False when the stream is over."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            message = {"type": None, "raw": raw}
+        self.record.text_messages.append(message)
+        kind = message.get("type")
+        if kind == "KeepAlive":
+            return True
+        if kind == "Finalize":
+            self.finalize_burst(speech_final=False, from_finalize=True)
+            return True
+        if kind == "CloseStream":
+            self.finalize_burst(speech_final=True)
+            self.emit(self.metadata())
+            await self.drain_outbox()
+            await self.connection.close(1000)
+            return False
+        if kind == "Configure":
+            self.emit({"type": "ConfigureSuccess", "request_id": self.request_id})
+            return True
+        self.emit({"type": "Error", "variant": "SchemaError", "description": "Unknown message type.",
+                   "message": raw})
+        return True
+
+
+class FakeDeepgram:
+    def __init__(self, transcripts: list[str] | tuple[str, ...] = (), *, api_key: str = DEFAULT_API_KEY,
+                 final_delay_s: float = 0.0, speech_rms: float = 500.0, interim_every_ms: int = 100,
+                 ms_per_word: int = 150, idle_timeout_s: float = 10.0, drop_after_s: float | None = None) -> None:
+        self.api_key = api_key
+        self.final_delay_s = final_delay_s
+        self.speech_rms = speech_rms
+        self.interim_every_ms = interim_every_ms
+        self.ms_per_word = ms_per_word
+        self.idle_timeout_s = idle_timeout_s
+        self.drop_after_s = drop_after_s
+        self.streams: list[RecordedStream] = []
+        self.rejected: list[tuple[str, int]] = []
+        self._script: deque[str] = deque(transcripts)
+        self._open: set[ServerConnection] = set()
+        self._server: Server | None = None
+        self.port = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def script(self, *transcripts: str) -> None:
+        self._script.extend(transcripts)
+
+    def next_transcript(self) -> str:
+        return self._script.popleft() if self._script else ""
+
+    async def drop(self, code: int = 1011, reason: str = "Internal server error") -> None:
+        """Close every open stream abruptly (a vendor-side failure)."""
+        for connection in list(self._open):
+            await connection.close(code, reason)
+
+    async def start(self) -> FakeDeepgram:
+        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FakeDeepgram:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path != "/v1/listen":
+            self.rejected.append((request.path, 404))
+            return connection.respond(404, "Not Found\n")
+        if request.headers.get("Authorization") != f"Token {self.api_key}":
+            self.rejected.append((request.path, 401))
+            return connection.respond(401, "Invalid credentials.\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        assert request is not None
+        parts = urlsplit(request.path)
+        headers = {name.lower(): value for name, value in request.headers.raw_items()}
+        record = RecordedStream(parts.path, dict(parse_qsl(parts.query)), headers)
+        self.streams.append(record)
+        self._open.add(connection)
+        listener = _Listener(self, connection, record)
+        sender = asyncio.create_task(listener.send_outbox())
+        drop_after_s, self.drop_after_s = self.drop_after_s, None
+        dropper = asyncio.create_task(self._drop_later(connection, drop_after_s)) if drop_after_s is not None else None
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(connection.recv(), self.idle_timeout_s)
+                except TimeoutError:
+                    await connection.close(1011, NET_0001)
+                    break
+                if isinstance(message, bytes):
+                    listener.on_audio(message)
+                elif not await listener.on_text(message):
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self._open.discard(connection)
+            for task in (sender, dropper):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(sender, *(t for t in (dropper,) if t is not None), return_exceptions=True)
+            record.close_code = connection.close_code
+
+    async def _drop_later(self, connection: ServerConnection, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await connection.close(1011, "Internal server error")

@@ -1,0 +1,141 @@
+"""A protocol-accurate fake of Deepgram Aura's streaming REST text-to-speech (`POST /v1/speak`) on 127.0.0.1.
+
+    async with FakeAura(first_chunk_delay_s=0.09) as fake:
+        tts = DeepgramAuraTTS(api_key=fake.api_key, voice="asteria", base_url=fake.url)
+        ...
+        fake.requests[0].query["model"], fake.requests[0].body["text"]
+
+Raw asyncio HTTP/1.1 with keep-alive. Auth is `Authorization: Token <key>` (401 otherwise); the query must
+name an Aura model (400 otherwise). The answer is chunked raw audio sized to the text (`ms_per_char`, the
+same non-silent pattern as the Cartesia fake), after `first_chunk_delay_s`. `fail_requests` answers that many
+requests with a 500. Clients that go away mid-stream are recorded in `disconnects`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.cartesia_server import speech_audio
+
+DEFAULT_API_KEY = "test-key"
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
+
+
+@dataclass
+class SpeakRequest:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeAura:
+    def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
+                 chunk_bytes: int = 1200) -> None:
+        self.api_key = api_key
+        self.first_chunk_delay_s = first_chunk_delay_s
+        self.ms_per_char = ms_per_char
+        self.chunk_bytes = chunk_bytes
+        self.fail_requests = 0
+        self.requests: list[SpeakRequest] = []
+        self.disconnects = 0
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeAura:
+        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FakeAura:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while await self._serve_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.disconnects += 1
+        except asyncio.CancelledError:
+            pass  # the fake is closing
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {name.strip().lower(): value.strip()
+                   for name, value in (line.split(":", 1) for line in header_lines if ":" in line)}
+        raw_body = await reader.readexactly(int(headers.get("content-length", "0")))
+        parts = urlsplit(target)
+        try:
+            body: Any = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = None
+        request = SpeakRequest(parts.path, dict(parse_qsl(parts.query)), headers, body)
+        self.requests.append(request)
+
+        if method != "POST" or parts.path != "/v1/speak":
+            await _send_error(writer, 404, "NOT_FOUND", "Not found.")
+        elif headers.get("authorization") != f"Token {self.api_key}":
+            await _send_error(writer, 401, "INVALID_AUTH", "Invalid credentials.")
+        elif not request.query.get("model", "").startswith("aura-"):
+            await _send_error(writer, 400, "INVALID_QUERY_PARAMETER", "Unknown model.")
+        elif not isinstance(body, dict) or not str(body.get("text", "")).strip():
+            await _send_error(writer, 400, "INVALID_INPUT", "text is required.")
+        elif self.fail_requests > 0:
+            self.fail_requests -= 1
+            await _send_error(writer, 500, "INTERNAL_SERVER_ERROR", "The model failed.")
+        else:
+            await self._stream(writer, request)
+        return headers.get("connection", "").lower() != "close"
+
+    async def _stream(self, writer: asyncio.StreamWriter, request: SpeakRequest) -> None:
+        audio = speech_audio(request.body["text"], self.ms_per_char)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: audio/basic\r\ntransfer-encoding: chunked\r\n"
+                     b"dg-model-name: %s\r\ndg-request-id: %s\r\ndg-char-count: %d\r\n\r\n"
+                     % (request.query["model"].encode(), str(uuid.uuid4()).encode(), len(request.body["text"])))
+        await writer.drain()
+        await asyncio.sleep(self.first_chunk_delay_s)
+        for offset in range(0, len(audio), self.chunk_bytes):
+            chunk = audio[offset:offset + self.chunk_bytes]
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+
+async def _send_error(writer: asyncio.StreamWriter, status: int, code: str, message: str) -> None:
+    data = json.dumps({"err_code": code, "err_msg": message, "request_id": str(uuid.uuid4())}).encode()
+    writer.write(f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
+                 f"content-length: {len(data)}\r\n\r\n".encode() + data)
+    await writer.drain()

@@ -1,0 +1,147 @@
+"""Live phone calls end to end: Plivo frames -> the real consumer -> Deepgram/Anthropic/Cartesia fakes -> back.
+
+Every vendor is a protocol-accurate fake on 127.0.0.1 driven by its real SDK.
+"""
+import asyncio
+import base64
+import json
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+
+from config.asgi import application
+from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, Turn
+from tests.fakes.cartesia_server import FakeCartesia
+from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
+from tests.fakes.http_handler import Reply
+from tests.test_plivo_stream import answer, start_frame
+from voicebots.calls.models import Call
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FRAME = 160
+
+
+@pytest.fixture(autouse=True)
+async def _close_consumer_connections():
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+async def vendors(settings):
+    async with FakeAnthropic() as llm, FakeDeepgram() as stt, FakeCartesia() as tts:
+        settings.ANTHROPIC_API_KEY = settings.DEEPGRAM_API_KEY = settings.CARTESIA_API_KEY = "test-key"
+        settings.ANTHROPIC_BASE_URL = llm.url
+        settings.DEEPGRAM_BASE_URL = stt.ws_url.replace("ws://", "http://")
+        settings.CARTESIA_BASE_URL = tts.http_url
+        yield llm, stt, tts
+
+
+@pytest.fixture
+def phone_bot(api, settings, django_capture_on_commit_callbacks, function_handler):
+    settings.PLIVO_VERIFY_SIGNATURES = False
+    function_handler.reply("/book", Reply.json({"booked": True}))
+    with django_capture_on_commit_callbacks(execute=True):
+        document = api.upload("Knowledgebase/", "faq.md", b"# Parking\n\nFree parking is behind the building.").json()
+    function = api.post("Function/", {"name": "book_visit", "handler_url": function_handler.url_for("/book"),
+                                      "userParameters": [{"name": "day", "type": "string"}]}).json()
+    return api.post("Voicebot/", {"name": "Desk", "welcome_message": "Hello, Smile Dental!",
+                                  "knowledgebase_ids": [document["id"]], "function_ids": [function["id"]]}).json()
+
+
+@pytest.fixture
+def answered_call(client, api, phone_bot):
+    call_uuid = str(uuid.uuid4())
+    return call_uuid, answer(client, api, phone_bot, call_uuid)
+
+
+class PlivoPeer:
+    """Plays Plivo's side over the communicator: media every 20 ms, acks checkpoints, records what it gets."""
+
+    def __init__(self, communicator):
+        self.communicator = communicator
+        self.frames = []  # (event, frame, monotonic time)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            output = await self.communicator.receive_output(timeout=30)
+            if output["type"] == "websocket.close":
+                self.frames.append(("closed", output, loop.time()))
+                return
+            frame = json.loads(output["text"])
+            self.frames.append((frame["event"], frame, loop.time()))
+            if frame["event"] == "checkpoint":  # played instantly: acknowledge at once
+                await self.communicator.send_json_to({"event": "playedStream", "streamId": frame["streamId"],
+                                                      "name": frame["name"]})
+
+    async def send_audio(self, audio: bytes, realtime: bool = True):
+        for offset in range(0, len(audio), FRAME):
+            payload = base64.b64encode(audio[offset:offset + FRAME].ljust(FRAME, b"\xff")).decode()
+            await self.communicator.send_json_to({"event": "media", "streamId": "stream-1",
+                                                  "media": {"track": "inbound", "payload": payload}})
+            if realtime:
+                await asyncio.sleep(0.02)
+
+    def count(self, event):
+        return sum(1 for kind, _, _ in self.frames if kind == event)
+
+    async def wait_for(self, predicate, timeout=10):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out; got {[k for k, _, _ in self.frames]}")
+            await asyncio.sleep(0.02)
+
+
+async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_recorded(answered_call, vendors,
+                                                                                   function_handler):
+    llm, stt, tts = vendors
+    call_uuid, path = answered_call
+    stt.script("Where can I park?", "Book me for Monday please.")
+    llm.script(Turn([Text("Parking is free, ", "behind the building.")]),
+               Turn([ToolUse("book_visit", {"day": "Monday"})], stop_reason="tool_use"),
+               Turn([Text("You are booked for Monday.")]))
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to(start_frame(call_uuid))
+    peer = PlivoPeer(communicator)
+
+    await peer.wait_for(lambda: peer.count("playAudio") > 0)  # the greeting comes first, unprompted
+    await peer.send_audio(silence(200))
+    assert "Hello, Smile Dental!" in tts.transcripts.values()
+
+    audio_before = peer.count("playAudio")
+    await peer.send_audio(speech(900) + silence(800))
+    await peer.wait_for(lambda: peer.count("playAudio") > audio_before + 5)
+    await peer.send_audio(silence(600))
+    await communicator.send_json_to({"event": "dtmf", "streamId": "stream-1", "dtmf": {"digit": "5"}})
+    await peer.send_audio(speech(900) + silence(800))
+    await peer.wait_for(lambda: len(function_handler.requests) == 1)
+    await peer.send_audio(silence(1500))
+    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await peer.wait_for(lambda: peer.count("closed") or True)
+    await communicator.disconnect()
+
+    system = " ".join(block["text"] for block in llm.requests[0].body["system"])
+    assert "Free parking is behind the building." in system
+    assert "14155550100" in system  # the caller's number is part of the context
+    payload = function_handler.requests[0].json()
+    assert payload["call"]["call_uuid"] == call_uuid and payload["parameters"] == {"day": "Monday"}
+
+    call = await Call.objects.aget(call_uuid=call_uuid)
+    assert call.has_ended and call.stream_id == "stream-1"
+    turns = [turn async for turn in call.turns.order_by("index")]
+    assert turns[0].bot_text == "Hello, Smile Dental!"
+    assert turns[1].caller_text == "Where can I park?"
+    assert turns[1].bot_text == "Parking is free, behind the building."
+    for key in ("latency_ms", "platform_ms", "stt_ms", "llm_ms", "tts_ms", "first_audio_sent_at_ms"):
+        assert turns[1].timings.get(key) is not None, turns[1].timings
+    assert any(turn.tool_calls and turn.tool_calls[0]["name"] == "book_visit" for turn in turns)
+    kinds = [event.kind async for event in call.events.all()]
+    assert "dtmf" in kinds

@@ -1,0 +1,148 @@
+"""The call pipeline's SpeechToText on Deepgram's live transcription WebSocket (listen v1, Nova), via
+deepgram-sdk's async client.
+
+One WebSocket per connect(); the session reconnects after a SpeechToTextError. A KeepAlive goes out whenever
+no audio has been sent for `keepalive_s` (Deepgram closes an idle stream after 10 s), and CloseStream on close
+so Deepgram flushes before hanging up.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AsyncExitStack
+from typing import Any, AsyncIterator
+
+from deepgram import AsyncDeepgramClient
+from deepgram.environment import DeepgramClientEnvironment
+from websockets.exceptions import ConnectionClosed
+
+from voicebots.voice.ports import SpeechStarted, SpeechToTextError, SpeechToTextEvent, Transcript, UtteranceEnd
+
+logger = logging.getLogger(__name__)
+
+PRODUCTION = DeepgramClientEnvironment.PRODUCTION
+CLOSE_TIMEOUT_S = 1.0
+KEEPALIVE_CHECK_S = 0.5
+
+
+def deepgram_environment(base_url: str | None = None, websocket_url: str | None = None) -> DeepgramClientEnvironment:
+    """Deepgram's hosts, or others (a self-hosted Deepgram, a test fake): there is no env var for the host."""
+    return DeepgramClientEnvironment(base=base_url or PRODUCTION.base,
+                                     production=websocket_url or PRODUCTION.production,
+                                     agent=PRODUCTION.agent, agent_rest=PRODUCTION.agent_rest)
+
+
+class DeepgramSTT:
+    def __init__(self, api_key: str, *, model: str = "nova-3", language: str = "en", endpointing_ms: int = 300,
+                 utterance_end_ms: int = 1000, interim_results: bool = True, vad_events: bool = True,
+                 smart_format: bool = True, punctuate: bool = True, base_url: str | None = None,
+                 websocket_url: str | None = None, keepalive_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
+        self._client = AsyncDeepgramClient(api_key=api_key, environment=deepgram_environment(base_url, websocket_url))
+        self._params: dict[str, Any] = {
+            "model": model, "language": language, "encoding": "mulaw", "sample_rate": 8000, "channels": 1,
+            "interim_results": interim_results, "endpointing": endpointing_ms, "utterance_end_ms": utterance_end_ms,
+            "vad_events": vad_events, "smart_format": smart_format, "punctuate": punctuate,
+        }
+        self._keepalive_s = keepalive_s
+        self._connect_timeout_s = connect_timeout_s
+        self._socket: Any = None  # deepgram's AsyncV1SocketClient
+        self._exit_stack: AsyncExitStack | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._last_sent = 0.0
+        self._closing = False
+
+    async def connect(self) -> None:
+        await self._disconnect()
+        self._closing = False
+        stack = AsyncExitStack()
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                socket = await stack.enter_async_context(self._client.listen.v1.connect(**self._params))
+        except Exception as error:  # refused, rejected (ApiError 401...), timed out: all mean "not connected"
+            await stack.aclose()
+            raise SpeechToTextError(f"Deepgram could not be reached: {error}") from error
+        self._socket, self._exit_stack = socket, stack
+        self._last_sent = time.monotonic()
+        self._keepalive = asyncio.create_task(self._keep_alive(socket), name="deepgram-keepalive")
+
+    async def send_audio(self, audio: bytes) -> None:
+        await self._send(lambda socket: socket.send_media(audio))
+
+    async def finalize(self) -> None:
+        await self._send(lambda socket: socket.send_finalize())
+
+    async def _send(self, send: Any) -> None:
+        socket = self._socket
+        if socket is None:
+            raise SpeechToTextError("Deepgram is not connected")
+        try:
+            await send(socket)
+        except (ConnectionClosed, OSError) as error:
+            raise SpeechToTextError(f"Deepgram connection lost: {error}") from error
+        self._last_sent = time.monotonic()
+
+    async def events(self) -> AsyncIterator[SpeechToTextEvent]:
+        socket = self._socket
+        if socket is None:
+            raise SpeechToTextError("Deepgram is not connected")
+        try:
+            async for message in socket:
+                event = _to_event(message)
+                if event is not None:
+                    yield event
+        except ConnectionClosed as error:
+            raise SpeechToTextError(f"Deepgram closed the stream: {error}") from error
+        if not self._closing:
+            raise SpeechToTextError("Deepgram closed the stream")
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._socket is not None:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._socket.send_close_stream()  # Deepgram flushes, sends Metadata, closes
+            except Exception:  # already gone: nothing to flush
+                logger.debug("CloseStream not sent", exc_info=True)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            await asyncio.gather(self._keepalive, return_exceptions=True)
+            self._keepalive = None
+        stack, self._exit_stack, self._socket = self._exit_stack, None, None
+        if stack is not None:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await stack.aclose()
+            except Exception:  # a dead socket may not complete the closing handshake
+                logger.debug("Deepgram socket closed uncleanly", exc_info=True)
+
+    async def _keep_alive(self, socket: Any) -> None:
+        while True:
+            await asyncio.sleep(min(KEEPALIVE_CHECK_S, self._keepalive_s))
+            if time.monotonic() - self._last_sent >= self._keepalive_s:
+                try:
+                    await socket.send_keep_alive()
+                except (ConnectionClosed, OSError):
+                    return  # the reader reports the loss
+                self._last_sent = time.monotonic()
+
+
+def _to_event(message: Any) -> SpeechToTextEvent | None:
+    kind = getattr(message, "type", None)
+    if kind == "Results":
+        alternatives = message.channel.alternatives
+        best = alternatives[0] if alternatives else None
+        return Transcript(text=best.transcript if best else "", is_final=bool(message.is_final),
+                          speech_final=bool(message.speech_final), from_finalize=bool(message.from_finalize),
+                          start_s=message.start, end_s=message.start + message.duration,
+                          confidence=best.confidence if best else 0.0)
+    if kind == "SpeechStarted":
+        return SpeechStarted(at_s=message.timestamp)
+    if kind == "UtteranceEnd":
+        return UtteranceEnd(last_word_end_s=message.last_word_end)
+    if kind == "Error":
+        logger.warning("Deepgram error: %s", getattr(message, "description", message))
+    return None  # Metadata and the like carry nothing the call needs

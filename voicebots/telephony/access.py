@@ -1,0 +1,62 @@
+"""Who may open a Plivo stream for a bot, and which call record the stream belongs to."""
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from voicebots.bots.models import Voicebot
+from voicebots.calls.models import Call
+
+from .tokens import call_id_from_token
+
+
+@dataclass(frozen=True)
+class StreamAccess:
+    bot: Voicebot
+    call: Call | None  # None: the bot's own websocket_url; the record is made when the stream starts
+
+
+def authorize_stream(auth_id: str, bot_id: str, token: str) -> StreamAccess | None:
+    try:
+        bot_pk = uuid.UUID(str(bot_id))
+    except ValueError:
+        return None
+    bot = Voicebot.objects.select_related("account").filter(pk=bot_pk, account__auth_id=auth_id).first()
+    if bot is None or not token:
+        return None
+    call_id = call_id_from_token(token, settings.STREAM_TOKEN_MAX_AGE)
+    if call_id is not None:
+        call = Call.objects.filter(pk=call_id, voicebot=bot).first()
+        return StreamAccess(bot, call) if call is not None and not call.has_ended else None
+    if hmac.compare_digest(token.encode(), bot.stream_secret.encode()):
+        return StreamAccess(bot, None)
+    return None
+
+
+@transaction.atomic
+def claim_stream(access: StreamAccess, call_uuid: str, stream_id: str) -> Call | None:
+    """The call this stream carries, marked streaming; None for a call that already ended or is another's."""
+    bot = access.bot
+    if access.call is not None:
+        call = Call.objects.select_for_update().get(pk=access.call.pk)
+        if call.call_uuid and call.call_uuid != call_uuid:
+            return None
+    else:
+        call = Call.objects.select_for_update().filter(account=bot.account, call_uuid=call_uuid).first()
+        if call is None:
+            call = Call(account=bot.account, voicebot=bot, direction=Call.Direction.OUTBOUND, call_uuid=call_uuid)
+    if call.has_ended:
+        return None
+    now = timezone.now()
+    call.call_uuid = call_uuid
+    call.stream_id = stream_id
+    call.status = Call.Status.IN_PROGRESS
+    call.answered_at = call.answered_at or now
+    call.stream_started_at = now
+    call.save()
+    return call

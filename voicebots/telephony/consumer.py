@@ -1,0 +1,231 @@
+"""Plivo's bidirectional audio stream: Plivo frames in, the call pipeline, Plivo frames out.
+
+Route: /v1/Account/{auth_id}/Voicebot/{bot_id}/connect?token=... The token is either the short-lived
+per-call token of our answer XML (inbound calls) or the bot's stream secret (the customer's own XML). A
+wrong token is refused before the handshake completes; nothing else runs until Plivo's `start` frame.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from voicebots.calls import services as calls
+from voicebots.calls.models import Call
+from voicebots.chats.runtime import load_bot_runtime
+from voicebots.voice.announcement import Announcement
+from voicebots.voice.session import CallSession, SessionOptions
+
+from . import vendors
+from .access import StreamAccess, authorize_stream, claim_stream
+from .recording import AudioCache, CallRecorder, recorded_audio
+from .rest import hang_up_call
+
+logger = logging.getLogger(__name__)
+
+SEND_QUEUE_FRAMES = 1500  # 30 s of audio: a peer that stops reading loses audio, never the call
+SEND_TIMEOUT_S = 2.0
+
+
+class PlivoTransport:
+    """The pipeline's Transport over the Plivo socket, with a bounded queue so a slow peer cannot block it."""
+
+    def __init__(self, consumer: "PlivoStreamConsumer") -> None:
+        self.consumer = consumer
+        self.stream_id = ""
+        self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_FRAMES)
+        self.dropped = 0
+
+    def _put(self, message: dict) -> None:
+        try:
+            self.queue.put_nowait(json.dumps(message))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning("Plivo is not reading the stream of call %s; dropping audio", self.consumer.call_id)
+
+    async def send_audio(self, frame: bytes) -> None:
+        self._put({"event": "playAudio", "media": {"contentType": "audio/x-mulaw", "sampleRate": 8000,
+                                                   "payload": base64.b64encode(frame).decode()}})
+
+    async def checkpoint(self, name: str) -> None:
+        self._put({"event": "checkpoint", "streamId": self.stream_id, "name": name})
+
+    async def clear(self) -> None:
+        while not self.queue.empty():  # what we have not sent yet need not be cleared by Plivo
+            self.queue.get_nowait()
+        self._put({"event": "clearAudio", "streamId": self.stream_id})
+
+    async def send_dtmf(self, digits: str) -> None:
+        self._put({"event": "sendDTMF", "dtmf": digits})
+
+    async def hang_up(self) -> None:
+        # In a task of its own: the pipeline calls this from its own tasks, which hanging up cancels.
+        asyncio.create_task(self.consumer.hang_up("The bot ended the call."))
+
+    async def pump(self) -> None:
+        """Send queued frames in order; give up on a peer that does not take one within SEND_TIMEOUT_S."""
+        while True:
+            message = await self.queue.get()
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await self.consumer.send(text_data=message)
+            except TimeoutError:
+                self.dropped += 1
+
+
+class PlivoStreamConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = None  # talks only to its own socket: no Redis connection held per call
+    call_id: str | None = None
+
+    async def connect(self):
+        kwargs = self.scope["url_route"]["kwargs"]
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
+        self.access: StreamAccess | None = await database_sync_to_async(authorize_stream)(
+            kwargs["auth_id"], kwargs["bot_id"], token)
+        if self.access is None:
+            await self.close(code=4403)  # before accept: the handshake is refused
+            return
+        self.call_id = str(self.access.call.id) if self.access.call else None
+        self.transport = PlivoTransport(self)
+        self.handler = None
+        self.ended = False
+        self.malformed = 0
+        self.pump = asyncio.create_task(self.transport.pump())
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            frame = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict):
+            return self._skip("not a JSON object")
+        event = frame.get("event")
+        if event == "start":
+            await self._on_start(frame)
+        elif self.handler is None:
+            self._skip(f"{event!r} before start")
+        elif event == "media":
+            self._on_media(frame)
+        elif event in ("playedStream", "played"):
+            self.handler.on_checkpoint_played(str(frame.get("name", "")))
+        elif event == "clearedAudio":
+            self.handler.on_audio_cleared()
+        elif event == "dtmf":
+            digit = (frame.get("dtmf") or {}).get("digit")
+            if isinstance(digit, str) and digit:
+                self.handler.on_dtmf(digit)
+            else:
+                self._skip("dtmf without a digit")
+        elif event == "stop":
+            await self._end("The call's audio stream stopped.")
+        else:
+            self._skip(f"unknown event {event!r}")
+
+    async def disconnect(self, code):
+        if getattr(self, "access", None) is not None:
+            await self._end("The call's audio stream closed.")
+
+    def _skip(self, why: str) -> None:
+        self.malformed += 1
+        if self.malformed <= 5:  # one bad peer must not flood the log
+            logger.warning("Skipped a Plivo frame on call %s: %s", self.call_id, why)
+
+    def _on_media(self, frame: dict) -> None:
+        media = frame.get("media")
+        try:
+            audio = base64.b64decode(media["payload"], validate=True)
+        except (TypeError, KeyError, binascii.Error):
+            return self._skip("media without a valid payload")
+        if (media.get("track") or "inbound") == "inbound" and audio:
+            self.handler.feed_audio(audio)
+
+    async def _on_start(self, frame: dict) -> None:
+        if self.handler is not None:
+            return self._skip("a second start")
+        start = frame.get("start") if isinstance(frame.get("start"), dict) else {}
+        call_uuid, stream_id = str(start.get("callId", "")), str(start.get("streamId", ""))
+        encoding = (start.get("mediaFormat") or {}).get("encoding", "audio/x-mulaw")
+        if not call_uuid or not stream_id:
+            self._skip("start without callId or streamId")
+            return await self.close(code=4400)
+        call = await database_sync_to_async(claim_stream)(self.access, call_uuid, stream_id)
+        if call is None:
+            logger.warning("Refused a stream for ended or foreign call %s", call_uuid)
+            return await self.close(code=4409)
+        self.call_id, self.call = str(call.id), call
+        self.transport.stream_id = stream_id
+        if "mulaw" not in str(encoding):
+            await self._record("unsupported_audio", encoding=str(encoding))
+        runtime = await database_sync_to_async(self._load_runtime)(call)
+        self.handler = self._build_handler(runtime)
+        await self.handler.start()
+
+    def _load_runtime(self, call: Call):
+        """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
+        bot = self.access.bot
+        missing = vendors.missing_keys(bot)
+        if missing:
+            call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
+            call.save(update_fields=["end_reason", "updated_at"])
+            return None
+        call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
+                     "direction": call.direction}
+        return load_bot_runtime(
+            bot, session_id=str(call.id), call_info=call_info,
+            context={"Caller's number": call.from_number or "unknown", "Number called": call.to_number or "unknown",
+                     "Channel": f"phone call ({call.direction}); keep answers short and speakable"},
+        )
+
+    def _build_handler(self, runtime):
+        if runtime is None:
+            return Announcement(self.transport, recorded_audio("not_configured"),
+                                "Sorry, this line is not set up to take calls yet.")
+        bot = self.access.bot
+        return CallSession(
+            config=runtime.config, engine=runtime.engine(), transport=self.transport,
+            stt=vendors.speech_to_text(bot), tts=vendors.voice(bot), fallback_tts=vendors.fallback_voice(bot),
+            audio_cache=AudioCache(), observer=CallRecorder(self.call),
+            options=SessionOptions(welcome_message=bot.welcome_message),
+        )
+
+    async def _record(self, kind: str, **detail) -> None:
+        await database_sync_to_async(calls.record_event)(self.call, kind, **detail)
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call from our side: through Plivo's API when we can, and by closing the stream."""
+        call = getattr(self, "call", None)
+        if call is not None:
+            await database_sync_to_async(hang_up_call)(call)
+        await self._end(reason)
+        await self.close()
+
+    async def _end(self, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            await handler.stop()
+        self.pump.cancel()
+        call = getattr(self, "call", None)
+        if call is not None:
+            history = getattr(handler, "history", None)
+            await database_sync_to_async(_finish)(call, reason, history, self.transport.dropped)
+
+
+def _finish(call: Call, reason: str, history, dropped_frames: int) -> None:
+    if history is not None:
+        Call.objects.filter(pk=call.pk).update(history=history, updated_at=timezone.now())
+    if dropped_frames:
+        calls.record_event(call, "audio_dropped", frames=dropped_frames)
+    calls.finalize(call, reason=reason)

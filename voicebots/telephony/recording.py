@@ -1,0 +1,57 @@
+"""Writes a call's turns, incidents and DTMF to its record as they happen, and caches fixed audio."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from channels.db import database_sync_to_async
+from django.core.cache import cache
+
+from voicebots.calls.models import Call, CallEvent, CallTurn
+from voicebots.chats.events import tool_call_dict
+from voicebots.voice.ports import BaseCallObserver, TurnRecord
+
+ASSETS = Path(__file__).resolve().parent.parent / "voice" / "assets"
+AUDIO_CACHE_SECONDS = 30 * 24 * 3600
+
+
+def recorded_audio(name: str) -> bytes:
+    """Pre-recorded 8 kHz mu-law audio shipped with the product (see voice/assets/README.md)."""
+    return (ASSETS / f"{name}.ulaw").read_bytes()
+
+
+class AudioCache:
+    """The pipeline's AudioCache on the shared cache (Redis): greetings are synthesized once per bot, voice and text."""
+
+    @staticmethod
+    def _key(bot_id: str, voice: str, text: str) -> str:
+        return "audio:" + hashlib.sha256(f"{bot_id}|{voice}|{text}".encode()).hexdigest()
+
+    async def get(self, bot_id: str, voice: str, text: str) -> bytes | None:
+        return await cache.aget(self._key(bot_id, voice, text))
+
+    async def put(self, bot_id: str, voice: str, text: str, audio: bytes) -> None:
+        await cache.aset(self._key(bot_id, voice, text), audio, AUDIO_CACHE_SECONDS)
+
+
+class CallRecorder(BaseCallObserver):
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    async def on_turn(self, record: TurnRecord) -> None:
+        await database_sync_to_async(CallTurn.objects.update_or_create)(
+            call=self.call, index=record.index,
+            defaults={
+                "caller_text": record.caller_text, "bot_text": record.bot_text, "interrupted": record.interrupted,
+                "timings": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in record.timings.items()},
+                "tool_calls": [tool_call_dict(r.call, r.result) for r in record.tool_calls],
+            },
+        )
+        if record.error:
+            await self.on_incident("turn_error", record.error)
+
+    async def on_incident(self, kind: str, detail: str) -> None:
+        await database_sync_to_async(CallEvent.objects.create)(call=self.call, kind=kind, detail={"detail": detail})
+
+    async def on_dtmf(self, digit: str) -> None:
+        await database_sync_to_async(CallEvent.objects.create)(call=self.call, kind="dtmf", detail={"digit": digit})

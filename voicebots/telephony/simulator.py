@@ -1,0 +1,263 @@
+"""A caller that speaks Plivo's audio-stream protocol to a running server, as Plivo does.
+
+It sends `start`, then a 20 ms `media` frame every 20 ms (silence, or the caller's recording), plays the
+bot's `playAudio` in real time on its own playback clock, answers `checkpoint` with `playedStream` once
+playback reaches it and `clearAudio` with `clearedAudio`, sends DTMF, and records what the bot said.
+
+Users test bots with it (`manage.py simulate_call`); benchmarks drive load with it. No Django here.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import websockets
+
+from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw_to_pcm16, pcm16_to_mulaw, rms
+
+FRAME_S = FRAME_BYTES / SAMPLE_RATE
+SPEECH_RMS = 300.0  # frames louder than this count as caller speech
+SPEECH_END_GAP_S = 0.3  # this much quiet after speech ends an utterance
+
+
+def load_wav_as_mulaw(path: str | Path) -> bytes:
+    """A WAV file (PCM 8/16-bit or mu-law, any rate, mono or stereo) as 8 kHz mu-law."""
+    with wave.open(str(path), "rb") as wav:
+        channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+        raw = wav.readframes(wav.getnframes())
+    if width == 2:
+        samples = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+    elif width == 1:
+        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128) * 256
+    else:
+        raise ValueError(f"{path}: {width * 8}-bit samples are not supported; use 16-bit PCM.")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    if rate != SAMPLE_RATE:
+        positions = np.arange(0, len(samples), rate / SAMPLE_RATE)
+        samples = np.interp(positions, np.arange(len(samples)), samples)
+    return pcm16_to_mulaw(samples)
+
+
+def write_mulaw_wav(path: str | Path, audio: bytes) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(mulaw_to_pcm16(audio).astype("<i2").tobytes())
+
+
+def speech_ends(audio: bytes) -> list[float]:
+    """Offsets (s) in `audio` where an utterance ends: the last loud frame before a long enough pause."""
+    ends, last_loud, in_speech = [], None, False
+    for index in range(0, len(audio) // FRAME_BYTES):
+        loud = rms(audio[index * FRAME_BYTES:(index + 1) * FRAME_BYTES]) > SPEECH_RMS
+        at = (index + 1) * FRAME_S
+        if loud:
+            last_loud, in_speech = at, True
+        elif in_speech and at - last_loud >= SPEECH_END_GAP_S:
+            ends.append(last_loud)
+            in_speech = False
+    if in_speech:
+        ends.append(last_loud)
+    return ends
+
+
+@dataclass
+class CallerTurnLatency:
+    speech_end_s: float  # on the call clock (seconds since `start` was sent)
+    first_audio_s: float | None  # first playAudio received after it
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.first_audio_s is None else (self.first_audio_s - self.speech_end_s) * 1000
+
+
+@dataclass
+class SimulationResult:
+    call_id: str
+    stream_id: str
+    greeting_first_audio_ms: float | None = None
+    turns: list[CallerTurnLatency] = field(default_factory=list)
+    bot_audio: bytes = b""
+    checkpoints_acked: list[str] = field(default_factory=list)
+    clears: int = 0
+    events_received: dict[str, int] = field(default_factory=dict)
+    late_frames: int = 0  # our own media frames sent more than one frame late (a loaded simulator)
+    closed_by_server: bool = False
+
+
+class Playback:
+    """The caller's loudspeaker: received audio plays in real time; checkpoints are acked when reached."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.ends_at = 0.0  # call-clock time when everything received so far has played
+        self.pending: list[tuple[float, str]] = []  # (play time, checkpoint name)
+        self.recording = bytearray()
+        self.record_from = 0.0
+
+    def add(self, audio: bytes) -> None:
+        now = self.clock()
+        if self.ends_at < now:  # the loudspeaker was idle: silence in the recording until now
+            gap = int((now - max(self.ends_at, self.record_from)) * SAMPLE_RATE)
+            self.recording.extend(bytes([MULAW_SILENCE]) * max(gap, 0))
+            self.ends_at = now
+        self.recording.extend(audio)
+        self.ends_at += len(audio) / SAMPLE_RATE
+
+    def checkpoint(self, name: str) -> None:
+        self.pending.append((max(self.ends_at, self.clock()), name))
+
+    def due_checkpoints(self) -> list[str]:
+        now = self.clock()
+        due = [name for at, name in self.pending if at <= now]
+        self.pending = [(at, name) for at, name in self.pending if at > now]
+        return due
+
+    def clear(self) -> list[str]:
+        """Stop playing: what was queued is dropped and its checkpoints never fire."""
+        now = self.clock()
+        if self.ends_at > now:
+            del self.recording[len(self.recording) - int((self.ends_at - now) * SAMPLE_RATE):]
+        self.ends_at = min(self.ends_at, now)
+        self.pending.clear()
+        return []
+
+    @property
+    def idle(self) -> bool:
+        return self.ends_at <= self.clock() and not self.pending
+
+
+class PlivoCallSimulator:
+    """One simulated call over `socket_url` (the URL of the answer XML's <Stream>)."""
+
+    def __init__(self, socket_url: str, *, caller_audio: bytes = b"", dtmf: list[tuple[float, str]] = (),
+                 account_id: str = "MA00000000000000SIM0", call_id: str | None = None,
+                 start_after_greeting: bool = True, greeting_timeout_s: float = 2.0, linger_s: float = 2.0,
+                 max_duration_s: float = 120.0) -> None:
+        self.socket_url = socket_url
+        self.caller_audio = caller_audio
+        self.dtmf = sorted(dtmf)
+        self.account_id = account_id
+        self.call_id = call_id or str(uuid.uuid4())
+        self.stream_id = str(uuid.uuid4())
+        self.start_after_greeting = start_after_greeting
+        self.greeting_timeout_s = greeting_timeout_s
+        self.linger_s = linger_s
+        self.max_duration_s = max_duration_s
+
+    async def run(self) -> SimulationResult:
+        result = SimulationResult(self.call_id, self.stream_id)
+        started = time.monotonic()
+        clock = lambda: time.monotonic() - started  # noqa: E731
+        playback = Playback(clock)
+        speech_end_offsets = speech_ends(self.caller_audio)
+        state = {"speak_from": None, "sequence": 1}
+
+        async with websockets.connect(self.socket_url, max_size=2**22, open_timeout=10) as socket:
+            async def send(event: dict) -> None:
+                state["sequence"] += 1
+                await socket.send(json.dumps({"sequenceNumber": state["sequence"], **event}))
+
+            await socket.send(json.dumps({
+                "event": "start", "sequenceNumber": 1, "extra_headers": "",
+                "start": {"callId": self.call_id, "streamId": self.stream_id, "accountId": self.account_id,
+                          "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
+            }))
+            started = time.monotonic()
+            reader = asyncio.create_task(self._read(socket, playback, result, clock, send))
+            try:
+                await self._speak(send, playback, result, clock, state, speech_end_offsets, reader)
+                await send({"event": "stop", "streamId": self.stream_id,
+                            "stop": {"callId": self.call_id, "streamId": self.stream_id, "reason": "hangup"}})
+            except websockets.ConnectionClosed:
+                result.closed_by_server = True
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+        result.bot_audio = bytes(playback.recording)
+        return result
+
+    async def _speak(self, send, playback, result, clock, state, speech_end_offsets, reader) -> None:
+        """Send a media frame every 20 ms: silence, then the caller's audio once the greeting has played."""
+        frame_index, audio_pos, dtmf = 0, 0, list(self.dtmf)
+        speaking_done_at = None
+        while not reader.done():
+            due = frame_index * FRAME_S
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -FRAME_S:
+                result.late_frames += 1
+            now = clock()
+            if state["speak_from"] is None and self._ready_to_speak(playback, result, now):
+                state["speak_from"] = now
+                result.turns = [CallerTurnLatency(now + end, None) for end in speech_end_offsets]
+            frame = bytes([MULAW_SILENCE]) * FRAME_BYTES
+            if state["speak_from"] is not None and audio_pos < len(self.caller_audio):
+                frame = self.caller_audio[audio_pos:audio_pos + FRAME_BYTES].ljust(FRAME_BYTES, bytes([MULAW_SILENCE]))
+                audio_pos += FRAME_BYTES
+                if audio_pos >= len(self.caller_audio):
+                    speaking_done_at = now
+            elif state["speak_from"] is not None and speaking_done_at is None:
+                speaking_done_at = now  # nothing to say
+            await send({"event": "media", "streamId": self.stream_id, "extra_headers": "", "media": {
+                "track": "inbound", "timestamp": str(int(now * 1000)), "chunk": frame_index,
+                "payload": base64.b64encode(frame).decode()}})
+            while dtmf and dtmf[0][0] <= now:
+                digit = dtmf.pop(0)[1]
+                await send({"event": "dtmf", "streamId": self.stream_id,
+                            "dtmf": {"track": "inbound", "digit": digit, "timestamp": str(int(now * 1000))}})
+            for name in playback.due_checkpoints():
+                result.checkpoints_acked.append(name)
+                await send({"event": "playedStream", "streamId": self.stream_id, "name": name})
+            if speaking_done_at is not None and self._finished(playback, result, now, speaking_done_at):
+                return
+            if now > self.max_duration_s:
+                return
+            frame_index += 1
+
+    def _ready_to_speak(self, playback, result, now) -> bool:
+        """Like a person: listen to the greeting to the end (or speak if none comes), then talk."""
+        if not self.start_after_greeting:
+            return True
+        if result.greeting_first_audio_ms is None:
+            return now >= self.greeting_timeout_s
+        return playback.idle
+
+    def _finished(self, playback, result, now, speaking_done_at) -> bool:
+        """Done when every utterance got its answer played out and the line stayed quiet for `linger_s`."""
+        answered = all(turn.first_audio_s is not None for turn in result.turns)
+        quiet_since = max(speaking_done_at, playback.ends_at)
+        return playback.idle and now - quiet_since >= (self.linger_s if answered else self.linger_s * 4)
+
+    async def _read(self, socket, playback, result, clock, send) -> None:
+        try:
+            async for message in socket:
+                event = json.loads(message)
+                kind = event.get("event", "?")
+                result.events_received[kind] = result.events_received.get(kind, 0) + 1
+                if kind == "playAudio":
+                    now = clock()
+                    if result.greeting_first_audio_ms is None:
+                        result.greeting_first_audio_ms = now * 1000
+                    for turn in result.turns:
+                        if turn.first_audio_s is None and turn.speech_end_s <= now:
+                            turn.first_audio_s = now
+                    playback.add(base64.b64decode(event["media"]["payload"]))
+                elif kind == "checkpoint":
+                    playback.checkpoint(event.get("name", ""))
+                elif kind == "clearAudio":
+                    result.clears += 1
+                    playback.clear()
+                    await send({"event": "clearedAudio", "streamId": self.stream_id})
+        except websockets.ConnectionClosed:
+            result.closed_by_server = True

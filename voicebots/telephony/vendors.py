@@ -1,0 +1,52 @@
+"""The speech vendors of a call, built from a bot's settings and the server's keys."""
+from __future__ import annotations
+
+from django.conf import settings
+
+from voicebots.providers.cartesia_tts import CartesiaTTS
+from voicebots.providers.deepgram_stt import DeepgramSTT
+from voicebots.providers.deepgram_tts import DeepgramAuraTTS
+
+# Used when the bot's own voice fails and the other vendor takes over.
+FALLBACK_AURA_VOICE = "asteria"
+FALLBACK_CARTESIA_VOICE = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
+
+
+def _websocket_base(http_url: str) -> str:
+    return "wss" + http_url[5:] if http_url.startswith("https") else "ws" + http_url[4:]
+
+
+def missing_keys(bot) -> list[str]:
+    """Keys a phone call with this bot needs that are not configured."""
+    needed = ["ANTHROPIC_API_KEY", "DEEPGRAM_API_KEY"]
+    needed.append("CARTESIA_API_KEY" if bot.tts_provider == "cartesia" else "DEEPGRAM_API_KEY")
+    return sorted({name for name in needed if not getattr(settings, name)})
+
+
+def speech_to_text(bot) -> DeepgramSTT:
+    return DeepgramSTT(settings.DEEPGRAM_API_KEY, language=bot.stt_language, base_url=settings.DEEPGRAM_BASE_URL,
+                       websocket_url=_websocket_base(settings.DEEPGRAM_BASE_URL))
+
+
+def _cartesia(voice: str, language: str) -> CartesiaTTS:
+    return CartesiaTTS(settings.CARTESIA_API_KEY, voice, language=language, base_url=settings.CARTESIA_BASE_URL,
+                       websocket_base_url=_websocket_base(settings.CARTESIA_BASE_URL))
+
+
+def _aura(voice: str) -> DeepgramAuraTTS:
+    return DeepgramAuraTTS(settings.DEEPGRAM_API_KEY, voice, base_url=settings.DEEPGRAM_BASE_URL)
+
+
+def voice(bot):
+    if bot.tts_provider == "deepgram":
+        return _aura(bot.tts_voice)
+    return _cartesia(bot.tts_voice, bot.stt_language)
+
+
+def fallback_voice(bot):
+    """The other vendor's voice, when its key is configured: a failed voice never means silence."""
+    if bot.tts_provider == "deepgram" and settings.CARTESIA_API_KEY:
+        return _cartesia(FALLBACK_CARTESIA_VOICE, bot.stt_language)
+    if bot.tts_provider == "cartesia" and settings.DEEPGRAM_API_KEY:
+        return _aura(FALLBACK_AURA_VOICE)
+    return None

@@ -1,0 +1,96 @@
+"""Audio out to the caller: 20 ms frames, a checkpoint after each spoken segment, and what was heard.
+
+The transport plays frames in order and acknowledges a checkpoint once everything before it has been played,
+so the acknowledged segments are exactly what the caller heard. Audio is sent as soon as it exists (the
+transport buffers it); a barge-in mutes the turn, which drops whatever it still tries to send, and clears
+the transport's buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .audio import FRAME_BYTES, pad_to_frame
+from .ports import Transport
+
+
+def checkpoint_name(turn: int, segment: int) -> str:
+    return f"turn{turn}-seg{segment}"
+
+
+@dataclass(slots=True)
+class PlayedSegment:
+    turn: int
+    index: int
+    text: str
+    audio_bytes: int
+    played: bool = False
+
+
+class Playout:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._partial_turn = -1
+        self._partial = b""  # audio of the current segment not yet making up a whole frame
+        self._segment_bytes = 0
+        self._segments: dict[str, PlayedSegment] = {}
+        self._turns: dict[int, list[PlayedSegment]] = {}
+        self._muted: set[int] = set()
+
+    async def play(self, turn: int, audio: bytes) -> int:
+        """Send `audio` of `turn` in whole frames (the rest waits for more audio); returns frames sent."""
+        if turn in self._muted:
+            return 0
+        if turn != self._partial_turn:
+            self._partial_turn, self._partial, self._segment_bytes = turn, b"", 0
+        data = self._partial + audio
+        whole = len(data) - len(data) % FRAME_BYTES
+        self._partial = data[whole:]
+        sent = 0
+        for offset in range(0, whole, FRAME_BYTES):
+            if turn in self._muted:  # interrupted while this loop was awaiting the transport
+                break
+            await self._transport.send_audio(data[offset:offset + FRAME_BYTES])
+            sent += 1
+        self._segment_bytes += sent * FRAME_BYTES
+        return sent
+
+    async def end_segment(self, turn: int, index: int, text: str) -> None:
+        """The segment's audio is complete: send its last (padded) frame and a checkpoint."""
+        if turn in self._muted:
+            return
+        if turn == self._partial_turn and self._partial:
+            await self._transport.send_audio(pad_to_frame(self._partial))
+            self._segment_bytes += FRAME_BYTES
+        segment = PlayedSegment(turn, index, text, self._segment_bytes if turn == self._partial_turn else 0)
+        self._partial, self._segment_bytes = b"", 0
+        name = checkpoint_name(turn, index)
+        self._segments[name] = segment
+        self._turns.setdefault(turn, []).append(segment)
+        await self._transport.checkpoint(name)
+
+    def on_played(self, name: str) -> PlayedSegment | None:
+        """A checkpoint was acknowledged: its segment, and every earlier one of the turn, was heard."""
+        segment = self._segments.get(name)
+        if segment is None:
+            return None
+        for earlier in self._turns[segment.turn]:
+            if earlier.index <= segment.index:
+                earlier.played = True
+        return segment
+
+    def heard_text(self, turn: int) -> str:
+        return "".join(segment.text for segment in self._turns.get(turn, []) if segment.played)
+
+    def segments(self, turn: int) -> list[PlayedSegment]:
+        return list(self._turns.get(turn, []))
+
+    def is_playing(self, turn: int) -> bool:
+        """Some audio of `turn` was sent and not yet acknowledged as played."""
+        return any(not segment.played for segment in self._turns.get(turn, []))
+
+    async def interrupt(self, turn: int) -> None:
+        """Barge-in: drop the turn's pending and future audio and clear what the transport still buffers."""
+        self._muted.add(turn)
+        if turn == self._partial_turn:
+            self._partial = b""
+        await self._transport.clear()

@@ -1,0 +1,479 @@
+"""CallSession: one phone call, run as one asyncio task group.
+
+    caller audio --feed_audio--> STT --events--> TurnTaker --end of turn--> reply task:
+        ConversationEngine.run_turn --text deltas--> Segmenter --segments--> SpokenReply (TTS, fallback voice)
+        --audio--> Playout --20 ms frames + a checkpoint per segment--> Transport
+    checkpoint acks --on_checkpoint_played--> Playout: what the caller heard
+    caller words while the bot is busy --> barge-in: cancel the reply, Transport.clear(), history keeps the heard part
+
+The transport (the Plivo stream consumer) creates the session, calls `start()`, feeds it audio and acks, and
+calls `stop()` when the call ends. Vendor failures are survived: a lost STT stream is reopened, a model error is
+answered with an apology, a failed voice is replaced by the fallback voice (or the turn stays silent).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Coroutine
+
+from voicebots.conversation.config import BotConfig
+from voicebots.conversation.engine import ConversationEngine
+from voicebots.conversation.history import opening_history
+from voicebots.conversation.ports import (
+    BaseEventSink,
+    LLMError,
+    Message,
+    Passage,
+    ToolCall,
+    ToolCallRecord,
+    ToolResult,
+    TurnResult,
+)
+
+from .activity import DEFAULT_SPEECH_RMS, VoiceActivity
+from .heard import history_after_greeting, history_after_reply
+from .playout import Playout
+from .ports import (
+    AudioCache,
+    BaseCallObserver,
+    CallObserver,
+    IncidentKind,
+    SpeechToText,
+    SpeechToTextError,
+    SpeechToTextEvent,
+    TextToSpeech,
+    TextToSpeechError,
+    Transport,
+    TurnKind,
+    TurnRecord,
+)
+from .segmenter import Segmenter, SegmenterOptions
+from .speech import SpokenReply
+from .timeline import Timeline
+from .turns import CallerSpeaking, CallerTurnEnded, TurnTaker
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
+FRAMES_PER_SECOND = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """How a call behaves. Times are seconds.
+
+    `min_interruption_words`: caller words (interim or final) that interrupt the bot while it is thinking or
+    speaking; a shorter utterance while it speaks is taken as a backchannel and ignored.
+    `finalize_after_silence_s`: ask the STT for a final transcript once the line has been quiet this long while
+    words are still unfinalized (None: never).
+    `stt_reconnect_delays_s`: waits before each attempt to reopen a lost STT stream; after the last, give up.
+    `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
+    """
+
+    welcome_message: str = ""
+    apology_text: str = DEFAULT_APOLOGY
+    min_interruption_words: int = 1
+    speech_rms: float = DEFAULT_SPEECH_RMS
+    finalize_after_silence_s: float | None = 0.7
+    stt_reconnect_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+    stt_backlog_s: float = 2.0
+    tts_timeout_s: float = 5.0
+    close_timeout_s: float = 1.0
+    segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
+
+
+@dataclass(slots=True)
+class _BotTurn:
+    """A bot turn from its start until its record is written."""
+
+    index: int
+    kind: TurnKind
+    caller_text: str
+    prior_history: list[Message]
+    timeline: Timeline
+    speech: SpokenReply | None = None
+    task: asyncio.Task[None] | None = None
+    result: TurnResult | None = None
+    spoken: str = ""  # all text handed to the voice (or played from cache)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    error: str | None = None
+    sending_done: bool = False
+    interrupted: bool = False
+    recorded: bool = False
+
+
+class _ReplySink(BaseEventSink):
+    """Feeds the model's text to the voice, segment by segment, and stamps the timeline."""
+
+    def __init__(self, turn: _BotTurn, segmenter: Segmenter, speech: SpokenReply) -> None:
+        self._turn = turn
+        self._segmenter = segmenter
+        self._speech = speech
+
+    async def on_retrieval(self, passages: list[Passage], ms: float) -> None:
+        self._turn.timeline.mark("llm_request_sent")  # the engine sends the request right after retrieval
+
+    async def on_first_token(self, ms: float) -> None:
+        self._turn.timeline.mark("first_token")
+
+    async def on_text(self, text: str) -> None:
+        for segment in self._segmenter.feed(text):
+            self._speech.say(segment)
+
+    async def on_tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        self._turn.tool_calls.append(ToolCallRecord(call, result))
+
+
+class CallSession:
+    def __init__(self, *, config: BotConfig, engine: ConversationEngine, transport: Transport, stt: SpeechToText,
+                 tts: TextToSpeech, fallback_tts: TextToSpeech | None = None, audio_cache: AudioCache | None = None,
+                 observer: CallObserver | None = None, options: SessionOptions | None = None) -> None:
+        self._config = config
+        self._engine = engine
+        self._transport = transport
+        self._stt = stt
+        self._voices = [tts] + ([fallback_tts] if fallback_tts is not None else [])
+        self._voice_id = tts.voice_id  # cached audio is keyed on the bot's own voice
+        self._cache = audio_cache
+        self._observer: CallObserver = observer or BaseCallObserver()
+        self._options = options or SessionOptions()
+        self.history: list[Message] = []
+        self._playout = Playout(transport)
+        self._activity = VoiceActivity(self._options.speech_rms)
+        self._turn_taker = TurnTaker()
+        self._inbound: asyncio.Queue[bytes] = asyncio.Queue()
+        self._stt_open = asyncio.Event()
+        self._finalize_requested = False
+        self._turns = 0
+        self._current: _BotTurn | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+
+    # --- What the transport calls -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the call: the greeting plays at once while the STT stream and the voice connect."""
+        if self._main is None:
+            self._main = asyncio.create_task(self._run(), name="call-session")
+            await self._started.wait()
+
+    def feed_audio(self, audio: bytes) -> None:
+        self._activity.update(audio, time.monotonic())
+        self._inbound.put_nowait(audio)
+
+    def on_checkpoint_played(self, name: str) -> None:
+        segment = self._playout.on_played(name)
+        turn = self._current
+        if segment is not None and turn is not None and segment.turn == turn.index:
+            self._record_if_heard(turn)
+
+    def on_audio_cleared(self) -> None:
+        logger.debug("The transport cleared its audio")
+
+    def on_dtmf(self, digit: str) -> None:
+        self._spawn(self._observer.on_dtmf(digit))
+
+    async def stop(self) -> None:
+        """Hang-up: cancel every task of the call, close the vendor connections, and record the last turn."""
+        if self._main is None:
+            return
+        main, self._main = self._main, None
+        main.cancel()
+        await asyncio.gather(main, return_exceptions=True)
+        turn = self._current
+        if turn is not None and not turn.recorded:
+            turn.interrupted = turn.interrupted or self._playout.is_playing(turn.index)
+            await self._write_record(turn)
+
+    # --- The task group -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._spawn(self._greet())
+                self._spawn(self._listen())
+                self._spawn(self._forward_audio())
+                self._spawn(self._connect_voice())
+                self._started.set()
+        finally:
+            self._group = None
+            self._started.set()
+            await self._close_vendors()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        if self._group is None:
+            work.close()
+            return None
+        return self._group.create_task(self._guarded(work))
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+        """A failing part is logged; it must not take the rest of the call down with it."""
+        try:
+            await work
+        except Exception:
+            logger.exception("A call task failed")
+
+    async def _close_vendors(self) -> None:
+        closing = [self._stt.aclose(), *(voice.aclose() for voice in self._voices)]
+        try:
+            async with asyncio.timeout(self._options.close_timeout_s):
+                results = await asyncio.gather(*closing, return_exceptions=True)
+        except TimeoutError:
+            logger.warning("Vendor connections did not close within %s s", self._options.close_timeout_s)
+            return
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("Closing a vendor connection failed: %r", result)
+
+    async def _connect_voice(self) -> None:
+        try:
+            await self._voices[0].connect()  # warm: the first reply should not pay for the handshake
+        except TextToSpeechError as error:
+            logger.warning("The voice could not connect yet: %s", error)
+
+    async def _incident(self, kind: IncidentKind, detail: str) -> None:
+        try:
+            await self._observer.on_incident(kind, detail)
+        except Exception:
+            logger.exception("The call observer failed")
+
+    # --- Greeting -----------------------------------------------------------------------------------
+
+    async def _greet(self) -> None:
+        welcome = self._options.welcome_message.strip()
+        if not welcome:
+            return
+        self.history = opening_history(welcome)
+        turn = self._new_turn("greeting", "", Timeline.now())
+        turn.task = asyncio.current_task()
+        cached = await self._cached_audio(welcome)
+        if cached is not None:
+            await self._play_fixed(turn, cached, welcome, segment=0)
+        else:
+            speech = self._spoken_reply(turn, keep_audio=True)
+            for segment in _segments_of(welcome, self._options.segmenter):
+                speech.say(segment)
+            speech.finish()
+            await speech.run()
+            turn.spoken = speech.text
+            if speech.complete and speech.voice_used is self._voices[0] and speech.audio:
+                await self._store_audio(welcome, bytes(speech.audio))
+            elif not speech.complete:
+                self.history = history_after_greeting(speech.sent_text)
+        self._finish_sending(turn)
+
+    async def _cached_audio(self, text: str) -> bytes | None:
+        if self._cache is None:
+            return None
+        try:
+            return await self._cache.get(self._config.bot_id, self._voice_id, text)
+        except Exception:
+            logger.exception("Reading cached audio failed")
+            return None
+
+    async def _store_audio(self, text: str, audio: bytes) -> None:
+        if self._cache is None:
+            return
+        try:
+            await self._cache.put(self._config.bot_id, self._voice_id, text, audio)
+        except Exception:
+            logger.exception("Caching audio failed")
+
+    async def _play_fixed(self, turn: _BotTurn, audio: bytes, text: str, *, segment: int) -> None:
+        if await self._playout.play(turn.index, audio):
+            turn.timeline.mark("first_audio_sent")
+        await self._playout.end_segment(turn.index, segment, text)
+        turn.timeline.last_audio_sent = time.monotonic()
+        turn.spoken += text
+
+    # --- Listening ----------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Keep an STT stream open for the whole call, reopening it when it is lost."""
+        delays = self._options.stt_reconnect_delays_s
+        failures = 0
+        lost = False
+        while True:
+            try:
+                await self._stt.connect()
+                self._stt_open.set()
+                if lost:
+                    await self._incident("stt_reconnected", f"after {failures} attempt(s)")
+                    lost = False
+                async for event in self._stt.events():
+                    failures = 0  # the stream works again: a later loss gets the full retry budget
+                    await self._on_stt_event(event)
+                raise SpeechToTextError("the stream ended")  # only stop() may end listening
+            except SpeechToTextError as error:
+                self._stt_open.clear()
+                lost = True
+                if failures >= len(delays):
+                    logger.error("Speech-to-text lost for good: %s", error)
+                    await self._incident("stt_lost", str(error))
+                    return
+                logger.warning("Speech-to-text lost (%s); reconnecting", error)
+                await asyncio.sleep(delays[failures])
+                failures += 1
+
+    async def _forward_audio(self) -> None:
+        """Caller audio to the STT; while the stream is down the latest audio waits in a short backlog."""
+        backlog: deque[bytes] = deque(maxlen=max(1, int(self._options.stt_backlog_s * FRAMES_PER_SECOND)))
+        while True:
+            backlog.append(await self._inbound.get())
+            if not self._stt_open.is_set():
+                continue
+            try:
+                while backlog:
+                    await self._stt.send_audio(backlog[0])
+                    backlog.popleft()
+                await self._finalize_if_quiet()
+            except SpeechToTextError:
+                self._stt_open.clear()  # the listener sees the loss too and reconnects
+
+    async def _finalize_if_quiet(self) -> None:
+        """On a noisy line the vendor's endpointing may never fire: ask for the final once it has gone quiet."""
+        wait = self._options.finalize_after_silence_s
+        if wait is None or self._finalize_requested or not self._turn_taker.has_unfinalized_words:
+            return
+        silent_for = self._activity.silent_for(time.monotonic())
+        if silent_for is not None and silent_for >= wait:
+            self._finalize_requested = True
+            await self._stt.finalize()
+
+    async def _on_stt_event(self, event: SpeechToTextEvent) -> None:
+        for signal in self._turn_taker.on_event(event):
+            if isinstance(signal, CallerSpeaking):
+                self._finalize_requested = False
+                if signal.words >= self._options.min_interruption_words and self._bot_busy():
+                    await self._interrupt()
+            elif isinstance(signal, CallerTurnEnded):
+                await self._on_caller_turn(signal)
+
+    # --- Turns --------------------------------------------------------------------------------------
+
+    def _bot_busy(self) -> bool:
+        """The bot is thinking or speaking: its reply is still running, or audio is still being played."""
+        turn = self._current
+        if turn is None or turn.interrupted:
+            return False
+        running = turn.task is not None and not turn.task.done()
+        return running or self._playout.is_playing(turn.index)
+
+    async def _on_caller_turn(self, ended: CallerTurnEnded) -> None:
+        now = time.monotonic()
+        if self._bot_busy():
+            if ended.words < self._options.min_interruption_words:
+                logger.info("Ignoring a backchannel while the bot speaks: %r", ended.text)
+                return
+            await self._interrupt()
+        timeline = Timeline(started=now)
+        timeline.mark("speech_ended", self._activity.last_speech_at or now)
+        timeline.mark("transcript_final", now)
+        turn = self._new_turn("reply", ended.text, timeline)
+        turn.task = self._spawn(self._reply(turn))
+
+    def _new_turn(self, kind: TurnKind, caller_text: str, timeline: Timeline) -> _BotTurn:
+        index = self._turns
+        self._turns += 1
+        turn = _BotTurn(index, kind, caller_text, list(self.history), timeline)
+        self._current = turn
+        return turn
+
+    def _spoken_reply(self, turn: _BotTurn, *, keep_audio: bool = False) -> SpokenReply:
+        speech = SpokenReply(self._voices, self._playout, turn.index, turn.timeline,
+                             response_timeout_s=self._options.tts_timeout_s, keep_audio=keep_audio,
+                             on_voice_failed=self._on_voice_failed)
+        turn.speech = speech
+        return speech
+
+    async def _on_voice_failed(self, voice: TextToSpeech, error: TextToSpeechError, has_fallback: bool) -> None:
+        kind: IncidentKind = "tts_fallback" if has_fallback else "tts_failed"
+        await self._incident(kind, f"{voice.voice_id}: {error}")
+
+    async def _reply(self, turn: _BotTurn) -> None:
+        segmenter = Segmenter(self._options.segmenter)
+        speech = self._spoken_reply(turn)
+        speaking = asyncio.create_task(speech.run())
+        try:
+            try:
+                turn.result = await self._engine.run_turn(self._config, turn.prior_history, turn.caller_text,
+                                                          _ReplySink(turn, segmenter, speech))
+            except LLMError as error:
+                turn.error = error.message
+                await self._incident("llm_error", error.message)
+            if (rest := segmenter.flush()) is not None:
+                speech.say(rest)
+            apology = await self._cached_audio(self._options.apology_text) if turn.error else None
+            if turn.error and apology is None:
+                speech.say(self._options.apology_text)
+            speech.finish()
+            await speaking
+            turn.spoken, sent = speech.text, speech.sent_text
+            if apology is not None:
+                await self._play_fixed(turn, apology, self._options.apology_text, segment=len(speech.segments))
+                sent += self._options.apology_text
+        finally:
+            if not speaking.done():
+                speaking.cancel()
+                await asyncio.gather(speaking, return_exceptions=True)
+        if turn.result is not None:
+            turn.tool_calls = turn.result.tool_calls
+        # Until the caller interrupts, everything sent counts as heard (a failed voice may have sent less).
+        self.history = history_after_reply(turn.prior_history, turn.caller_text, turn.spoken, sent, turn.result)
+        self._finish_sending(turn)
+
+    def _finish_sending(self, turn: _BotTurn) -> None:
+        turn.sending_done = True
+        self._record_if_heard(turn)
+
+    async def _interrupt(self) -> None:
+        """Barge-in: stop the current bot turn, clear the caller's playback, keep only what was heard."""
+        turn = self._current
+        if turn is None:
+            return
+        turn.interrupted = True
+        if turn.task is not None and not turn.task.done():
+            turn.task.cancel()  # closes the model stream and the voice's turn
+        await self._playout.interrupt(turn.index)
+        if turn.task is not None and turn.task is not asyncio.current_task():
+            await asyncio.gather(turn.task, return_exceptions=True)
+        heard = self._playout.heard_text(turn.index)
+        if turn.speech is not None and not turn.spoken:
+            turn.spoken = turn.speech.text
+        if turn.kind == "greeting":
+            self.history = history_after_greeting(heard)
+        else:
+            self.history = history_after_reply(turn.prior_history, turn.caller_text, turn.spoken, heard, turn.result)
+        await self._write_record(turn)
+
+    # --- Records ------------------------------------------------------------------------------------
+
+    def _record_if_heard(self, turn: _BotTurn) -> None:
+        if turn.sending_done and not turn.recorded and not self._playout.is_playing(turn.index):
+            self._spawn(self._write_record(turn))
+
+    async def _write_record(self, turn: _BotTurn) -> None:
+        if turn.recorded:
+            return
+        turn.recorded = True
+        record = TurnRecord(index=turn.index, kind=turn.kind, caller_text=turn.caller_text,
+                            bot_text=self._playout.heard_text(turn.index).strip(), interrupted=turn.interrupted,
+                            timings=turn.timeline.timings(), tool_calls=list(turn.tool_calls), error=turn.error)
+        try:
+            await self._observer.on_turn(record)
+        except Exception:
+            logger.exception("The call observer failed")
+
+
+def _segments_of(text: str, options: SegmenterOptions) -> list[str]:
+    segmenter = Segmenter(options)
+    segments = segmenter.feed(text)
+    if (rest := segmenter.flush()) is not None:
+        segments.append(rest)
+    return segments
