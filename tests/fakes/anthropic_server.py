@@ -73,12 +73,14 @@ class Turn:
     """One scripted response.
 
     `status` answers with that HTTP error instead (with `x-should-retry: false`). `error_after` emits an
-    `event: error` of `error_type` after that many content deltas. `delay_s` sleeps between events.
+    `event: error` of `error_type` after that many content deltas. `delay_s` sleeps between events;
+    `first_token_delay_s` sleeps once, before the first content delta (a model's time to first token).
     """
 
     blocks: list[Block] = field(default_factory=list)
     stop_reason: str = "end_turn"
     delay_s: float = 0.0
+    first_token_delay_s: float = 0.0
     status: int | None = None
     error_after: int | None = None
     error_type: str = "overloaded_error"
@@ -341,7 +343,11 @@ class FakeAnthropic:
         try:
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                          b"request-id: req_%06d\r\ntransfer-encoding: chunked\r\n\r\n" % next(_ids))
+            waited_for_first_token = False
             for event in stream_events(turn, model):
+                if turn.first_token_delay_s and not waited_for_first_token and b"content_block_delta" in event:
+                    waited_for_first_token = True
+                    await self._sleep_unless_gone(reader, turn.first_token_delay_s)
                 if turn.delay_s and sent:
                     await self._sleep_unless_gone(reader, turn.delay_s)
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))

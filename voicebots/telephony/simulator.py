@@ -90,7 +90,8 @@ class SimulationResult:
     checkpoints_acked: list[str] = field(default_factory=list)
     clears: int = 0
     events_received: dict[str, int] = field(default_factory=dict)
-    late_frames: int = 0  # our own media frames sent more than one frame late (a loaded simulator)
+    late_media_frames: int = 0  # our own media frames sent more than one frame late (a loaded simulator)
+    playback_underruns: int = 0  # the bot's audio ran dry in the middle of a segment: an audible gap
     closed_by_server: bool = False
 
 
@@ -103,9 +104,14 @@ class Playback:
         self.pending: list[tuple[float, str]] = []  # (play time, checkpoint name)
         self.recording = bytearray()
         self.record_from = 0.0
+        self.segment_open = False  # audio received since the last checkpoint
+        self.underruns = 0
 
     def add(self, audio: bytes) -> None:
         now = self.clock()
+        if self.segment_open and self.ends_at < now - FRAME_S:
+            self.underruns += 1
+        self.segment_open = True
         if self.ends_at < now:  # the loudspeaker was idle: silence in the recording until now
             gap = int((now - max(self.ends_at, self.record_from)) * SAMPLE_RATE)
             self.recording.extend(bytes([MULAW_SILENCE]) * max(gap, 0))
@@ -115,6 +121,7 @@ class Playback:
 
     def checkpoint(self, name: str) -> None:
         self.pending.append((max(self.ends_at, self.clock()), name))
+        self.segment_open = False
 
     def due_checkpoints(self) -> list[str]:
         now = self.clock()
@@ -122,14 +129,14 @@ class Playback:
         self.pending = [(at, name) for at, name in self.pending if at > now]
         return due
 
-    def clear(self) -> list[str]:
+    def clear(self) -> None:
         """Stop playing: what was queued is dropped and its checkpoints never fire."""
         now = self.clock()
         if self.ends_at > now:
             del self.recording[len(self.recording) - int((self.ends_at - now) * SAMPLE_RATE):]
         self.ends_at = min(self.ends_at, now)
         self.pending.clear()
-        return []
+        self.segment_open = False
 
     @property
     def idle(self) -> bool:
@@ -184,6 +191,7 @@ class PlivoCallSimulator:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
         result.bot_audio = bytes(playback.recording)
+        result.playback_underruns = playback.underruns
         return result
 
     async def _speak(self, send, playback, result, clock, state, speech_end_offsets, reader) -> None:
@@ -196,7 +204,7 @@ class PlivoCallSimulator:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif delay < -FRAME_S:
-                result.late_frames += 1
+                result.late_media_frames += 1
             now = clock()
             if state["speak_from"] is None and self._ready_to_speak(playback, result, now):
                 state["speak_from"] = now
