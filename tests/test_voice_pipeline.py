@@ -451,7 +451,7 @@ async def test_a_question_is_answered_while_the_model_is_still_writing():
         assert all(record.timings[stamp] is not None for stamp in stamps), record.timings
         offsets = [record.timings[stamp] for stamp in stamps[:-1]]
         assert offsets == sorted(offsets) and offsets[0] >= 250  # endpointing waits 300 ms of silence
-        assert record.timings["llm_ms"] == pytest.approx(100, abs=40)
+        assert record.timings["llm_ms"] >= 100  # at least the model's scripted time to first token
         assert record.timings["platform_ms"] is not None and record.timings["platform_ms"] >= 0
         assert call.session.history == [{"role": "user", "content": "What time do you close tonight?"},
                                         {"role": "assistant", "content": "".join(segments).strip()}]

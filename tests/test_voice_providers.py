@@ -91,6 +91,20 @@ async def test_deepgram_stt_sends_keepalive_only_while_no_audio_flows():
     assert 2 <= keepalives <= 4
 
 
+async def test_deepgram_closes_an_idle_stream_that_gets_no_keepalive():
+    async with FakeDeepgram(idle_timeout_s=0.3) as fake:
+        quiet = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, keepalive_s=10)
+        kept = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, keepalive_s=0.1)
+        await quiet.connect()
+        await kept.connect()
+        with pytest.raises(SpeechToTextError, match="1011"):
+            await asyncio.wait_for(collect(quiet, []), 2)
+        assert fake.streams[1].close_code is None  # still open thanks to KeepAlive
+        await quiet.aclose()
+        await kept.aclose()
+    assert fake.streams[0].close_code == 1011 and fake.streams[1].close_code == 1000
+
+
 async def test_deepgram_stt_finalize_returns_the_words_so_far_as_a_final():
     async with FakeDeepgram(["Wait a second please."]) as fake:
         stt = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, endpointing_ms=2000)

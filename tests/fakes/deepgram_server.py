@@ -130,7 +130,7 @@ class _Listener:
         self.burst: _Burst | None = None
         self.silence_ms = 0
         self.last_word_end: float | None = None
-        self.outbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[tuple[float, dict[str, Any] | None]] = asyncio.Queue()  # None: close
 
     # Audio.
 
@@ -207,25 +207,27 @@ class _Listener:
                 "duration": round(self.audio_s, 3), "channels": 1, "models": [MODEL_UUID],
                 "model_info": {MODEL_UUID: MODEL_INFO}}
 
-    def emit(self, message: dict[str, Any], delay_s: float = 0.0) -> None:
+    def emit(self, message: dict[str, Any] | None, delay_s: float = 0.0) -> None:
         self.outbox.put_nowait((time.monotonic() + delay_s, message))
 
     async def send_outbox(self) -> None:
-        """Messages in order; a delayed one holds back those after it, as a real stream would."""
-        while True:
-            due, message = await self.outbox.get()
-            if (wait := due - time.monotonic()) > 0:
-                await asyncio.sleep(wait)
-            self.record.sent.append(message)
-            await self.connection.send(json.dumps(message))
-
-    async def drain_outbox(self) -> None:
-        while not self.outbox.empty():
-            await asyncio.sleep(0.005)
+        """Messages in order (a delayed one holds back those after it, as a real stream would); None closes."""
+        try:
+            while True:
+                due, message = await self.outbox.get()
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                if message is None:
+                    await self.connection.close(1000)
+                    return
+                self.record.sent.append(message)
+                await self.connection.send(json.dumps(message))
+        except ConnectionClosed:
+            pass  # the client went away first
 
     # Text messages.
 
-    async def on_text(self, raw: str) -> bool:
+    def on_text(self, raw: str) -> bool:
         """Handle a client text message; False when the stream is over."""
         try:
             message = json.loads(raw)
@@ -241,8 +243,7 @@ class _Listener:
         if kind == "CloseStream":
             self.finalize_burst(speech_final=True)
             self.emit(self.metadata())
-            await self.drain_outbox()
-            await self.connection.close(1000)
+            self.emit(None)
             return False
         if kind == "Configure":
             self.emit({"type": "ConfigureSuccess", "request_id": self.request_id})
@@ -333,7 +334,8 @@ class FakeDeepgram:
                     break
                 if isinstance(message, bytes):
                     listener.on_audio(message)
-                elif not await listener.on_text(message):
+                elif not listener.on_text(message):
+                    await asyncio.wait([sender], timeout=2)  # the last results, Metadata, then the close
                     break
         except ConnectionClosed:
             pass

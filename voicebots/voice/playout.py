@@ -22,7 +22,6 @@ class PlayedSegment:
     turn: int
     index: int
     text: str
-    audio_bytes: int
     played: bool = False
 
 
@@ -31,7 +30,6 @@ class Playout:
         self._transport = transport
         self._partial_turn = -1
         self._partial = b""  # audio of the current segment not yet making up a whole frame
-        self._segment_bytes = 0
         self._segments: dict[str, PlayedSegment] = {}
         self._turns: dict[int, list[PlayedSegment]] = {}
         self._muted: set[int] = set()
@@ -41,7 +39,7 @@ class Playout:
         if turn in self._muted:
             return 0
         if turn != self._partial_turn:
-            self._partial_turn, self._partial, self._segment_bytes = turn, b"", 0
+            self._partial_turn, self._partial = turn, b""
         data = self._partial + audio
         whole = len(data) - len(data) % FRAME_BYTES
         self._partial = data[whole:]
@@ -51,7 +49,6 @@ class Playout:
                 break
             await self._transport.send_audio(data[offset:offset + FRAME_BYTES])
             sent += 1
-        self._segment_bytes += sent * FRAME_BYTES
         return sent
 
     async def end_segment(self, turn: int, index: int, text: str) -> None:
@@ -60,9 +57,8 @@ class Playout:
             return
         if turn == self._partial_turn and self._partial:
             await self._transport.send_audio(pad_to_frame(self._partial))
-            self._segment_bytes += FRAME_BYTES
-        segment = PlayedSegment(turn, index, text, self._segment_bytes if turn == self._partial_turn else 0)
-        self._partial, self._segment_bytes = b"", 0
+        self._partial = b""
+        segment = PlayedSegment(turn, index, text)
         name = checkpoint_name(turn, index)
         self._segments[name] = segment
         self._turns.setdefault(turn, []).append(segment)
@@ -81,11 +77,8 @@ class Playout:
     def heard_text(self, turn: int) -> str:
         return "".join(segment.text for segment in self._turns.get(turn, []) if segment.played)
 
-    def segments(self, turn: int) -> list[PlayedSegment]:
-        return list(self._turns.get(turn, []))
-
     def is_playing(self, turn: int) -> bool:
-        """Some audio of `turn` was sent and not yet acknowledged as played."""
+        """A segment of `turn` was sent and not yet acknowledged as played."""
         return any(not segment.played for segment in self._turns.get(turn, []))
 
     async def interrupt(self, turn: int) -> None:

@@ -84,10 +84,6 @@ class Transcript:
     end_s: float = 0.0
     confidence: float = 0.0
 
-    @property
-    def word_count(self) -> int:
-        return len(self.text.split())
-
 
 @dataclass(frozen=True, slots=True)
 class UtteranceEnd:

@@ -2,8 +2,9 @@
 
 The first segment is cut as early as it can be (at the first clause or sentence end, or at a word boundary once
 it grows long) because it alone decides the time to first audio; later segments are whole sentences, which the
-voice renders more naturally (the TTS context carries the prosody across segments). Segments keep every character of the text, so joining them gives the text back exactly (the
-TTS context continues one segment with the next; spaces matter).
+voice renders more naturally (the TTS context carries the prosody across segments). Segments keep every
+character of the text, so joining them gives the text back exactly (the TTS context continues one segment with
+the next, so spaces matter).
 """
 from __future__ import annotations
 

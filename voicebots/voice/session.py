@@ -152,6 +152,7 @@ class CallSession:
         self._group: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
+        self._stopped = False
 
     # --- What the transport calls -------------------------------------------------------------------
 
@@ -162,6 +163,8 @@ class CallSession:
             await self._started.wait()
 
     def feed_audio(self, audio: bytes) -> None:
+        if self._stopped:
+            return
         self._activity.update(audio, time.monotonic())
         self._inbound.put_nowait(audio)
 
@@ -179,14 +182,15 @@ class CallSession:
 
     async def stop(self) -> None:
         """Hang-up: cancel every task of the call, close the vendor connections, and record the last turn."""
+        self._stopped = True
         if self._main is None:
             return
         main, self._main = self._main, None
         main.cancel()
         await asyncio.gather(main, return_exceptions=True)
         turn = self._current
-        if turn is not None and not turn.recorded:
-            turn.interrupted = turn.interrupted or self._playout.is_playing(turn.index)
+        if turn is not None and not turn.recorded:  # the call ended during this turn: it was cut short
+            turn.interrupted = True
             await self._write_record(turn)
 
     # --- The task group -----------------------------------------------------------------------------
@@ -312,6 +316,7 @@ class CallSession:
                 raise SpeechToTextError("the stream ended")  # only stop() may end listening
             except SpeechToTextError as error:
                 self._stt_open.clear()
+                self._turn_taker.forget_interim()
                 lost = True
                 if failures >= len(delays):
                     logger.error("Speech-to-text lost for good: %s", error)
@@ -407,6 +412,10 @@ class CallSession:
             except LLMError as error:
                 turn.error = error.message
                 await self._incident("llm_error", error.message)
+            except Exception:  # a bug in a tool or adapter must not leave the caller in silence
+                logger.exception("The reply failed")
+                turn.error = "The reply failed unexpectedly."
+                await self._incident("llm_error", turn.error)
             if (rest := segmenter.flush()) is not None:
                 speech.say(rest)
             apology = await self._cached_audio(self._options.apology_text) if turn.error else None

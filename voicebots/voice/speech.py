@@ -120,6 +120,8 @@ class SpokenReply:
         try:
             async with asyncio.timeout(None) as deadline:
                 self._deadline = deadline
+                if self._pushed > self.spoken:  # the feeder may have pushed before this started
+                    deadline.reschedule(loop.time() + self._response_timeout_s)
                 async for event in speech.events():
                     if isinstance(event, SpeechAudio):
                         await self._play(event.audio)

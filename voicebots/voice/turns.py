@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .ports import SpeechStarted, SpeechToTextEvent, Transcript, UtteranceEnd
+from .ports import SpeechToTextEvent, Transcript, UtteranceEnd
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +41,16 @@ class TurnTaker:
     def has_unfinalized_words(self) -> bool:
         return bool(self._interim)
 
+    def forget_interim(self) -> None:
+        """The stream was lost: its unfinalized words will be transcribed again from the replayed audio."""
+        self._interim = ""
+
     def on_event(self, event: SpeechToTextEvent) -> list[TurnSignal]:
         if isinstance(event, Transcript):
             return self._on_transcript(event)
         if isinstance(event, UtteranceEnd) and (self._finals or self._interim):
             return [self._end_turn()]
-        if isinstance(event, SpeechStarted):
-            return []  # energy alone is not words; barge-in waits for a transcript
-        return []
+        return []  # SpeechStarted is energy, not words: barge-in waits for a transcript
 
     def _on_transcript(self, event: Transcript) -> list[TurnSignal]:
         text = event.text.strip()
