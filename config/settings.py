@@ -170,6 +170,8 @@ ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")
 DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
+# How long Deepgram waits in silence before it finalizes what the caller said (its endpointing).
+STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
 PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")

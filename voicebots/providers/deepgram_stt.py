@@ -13,6 +13,7 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any, AsyncIterator
 
+import httpx
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
 from websockets.exceptions import ConnectionClosed
@@ -37,8 +38,11 @@ class DeepgramSTT:
     def __init__(self, api_key: str, *, model: str = "nova-3", language: str = "en", endpointing_ms: int = 300,
                  utterance_end_ms: int = 1000, interim_results: bool = True, vad_events: bool = True,
                  smart_format: bool = True, punctuate: bool = True, base_url: str | None = None,
-                 websocket_url: str | None = None, keepalive_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
-        self._client = AsyncDeepgramClient(api_key=api_key, environment=deepgram_environment(base_url, websocket_url))
+                 websocket_url: str | None = None, keepalive_s: float = 5.0, connect_timeout_s: float = 5.0,
+                 http_client: httpx.AsyncClient | None = None) -> None:
+        # The SDK builds an HTTP client (and a TLS context, ~30 ms) unless given one to share.
+        self._client = AsyncDeepgramClient(api_key=api_key, environment=deepgram_environment(base_url, websocket_url),
+                                           httpx_client=http_client)
         self._params: dict[str, Any] = {
             "model": model, "language": language, "encoding": "mulaw", "sample_rate": 8000, "channels": 1,
             "interim_results": interim_results, "endpointing": endpointing_ms, "utterance_end_ms": utterance_end_ms,

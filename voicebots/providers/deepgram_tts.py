@@ -42,10 +42,12 @@ def aura_model(voice: str) -> str:
 
 class DeepgramAuraTTS:
     def __init__(self, api_key: str, voice: str = "asteria", *, base_url: str | None = None,
-                 timeout_s: float = 10.0, connect_timeout_s: float = 3.0) -> None:
+                 timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
+                 http_client: httpx.AsyncClient | None = None) -> None:
         self.voice_id = voice
         self._model = aura_model(voice)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
+        self._owns_http = http_client is None  # a shared client is not ours to close
+        self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
         self._client = AsyncDeepgramClient(api_key=api_key, environment=deepgram_environment(base_url),
                                            httpx_client=self._http, max_retries=0)
 
@@ -56,7 +58,8 @@ class DeepgramAuraTTS:
         return AuraSpeechTurn(self)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         """The audio of `text`, streamed as it is generated."""

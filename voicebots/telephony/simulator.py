@@ -25,6 +25,7 @@ from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw
 FRAME_S = FRAME_BYTES / SAMPLE_RATE
 SPEECH_RMS = 300.0  # frames louder than this count as caller speech
 SPEECH_END_GAP_S = 0.3  # this much quiet after speech ends an utterance
+GREETING_DONE_AFTER_S = 0.5  # quiet after the greeting before the caller talks (segments may come apart)
 
 
 def load_wav_as_mulaw(path: str | Path) -> bytes:
@@ -106,9 +107,11 @@ class Playback:
         self.record_from = 0.0
         self.segment_open = False  # audio received since the last checkpoint
         self.underruns = 0
+        self.last_received = 0.0
 
     def add(self, audio: bytes) -> None:
         now = self.clock()
+        self.last_received = now
         if self.segment_open and self.ends_at < now - FRAME_S:
             self.underruns += 1
         self.segment_open = True
@@ -239,7 +242,7 @@ class PlivoCallSimulator:
             return True
         if result.greeting_first_audio_ms is None:
             return now >= self.greeting_timeout_s
-        return playback.idle
+        return playback.idle and now - max(playback.last_received, playback.ends_at) >= GREETING_DONE_AFTER_S
 
     def _finished(self, playback, result, now, speaking_done_at) -> bool:
         """Done when every utterance got its answer played out and the line stayed quiet for `linger_s`."""
