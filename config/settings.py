@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "voicebots.knowledge",
     "voicebots.chats",
     "voicebots.calls",
+    "voicebots.campaigns",
+    "voicebots.numbers",
     "voicebots.telephony",
     "voicebots.api",
     "voicebots.web",
@@ -129,6 +131,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
+    # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
+    "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -3,15 +3,22 @@ from django.urls import re_path
 
 from voicebots.bots.views import VoicebotViewSet
 from voicebots.calls.views import CallViewSet
+from voicebots.campaigns.views import CampaignViewSet
 from voicebots.chats.views import VoicebotChatViewSet
 from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
+from voicebots.numbers.views import NumberViewSet
 from voicebots.telephony import webhooks
 
 from .views import COLLECTION_ACTIONS, ITEM_ACTIONS
 
 ACCOUNT = r"^v1/Account/(?P<auth_id>[^/]+)/"
 ITEM = r"(?P<pk>[^/]+)"
+# The URLs Plivo calls back for one outbound call (see telephony.rest.call_url).
+OUTBOUND_CALL_WEBHOOKS = {
+    "answer": webhooks.outbound_answer, "ring": webhooks.outbound_ring, "hangup": webhooks.outbound_hangup,
+    "machine": webhooks.outbound_machine, "voicemail": webhooks.outbound_voicemail,
+}
 
 
 def resource(prefix: str, viewset, name: str) -> list:
@@ -34,6 +41,17 @@ urlpatterns = [
     *resource("Voicebot", VoicebotViewSet, "voicebot"),
     *resource("Function", FunctionViewSet, "function"),
     *resource("Knowledgebase", KnowledgebaseViewSet, "knowledgebase"),
-    re_path(rf"{ACCOUNT}Call/?$", CallViewSet.as_view({"get": "list"}), name="call-list"),
-    re_path(rf"{ACCOUNT}Call/{ITEM}/?$", CallViewSet.as_view({"get": "retrieve"}), name="call-detail"),
+    *[re_path(rf"{ACCOUNT}Call/(?P<call_id>[^/]+)/{action}/?$", view, name=f"plivo-call-{action}")
+      for action, view in OUTBOUND_CALL_WEBHOOKS.items()],
+    re_path(rf"{ACCOUNT}Call/?$", CallViewSet.as_view({"get": "list", "post": "create"}), name="call-list"),
+    re_path(rf"{ACCOUNT}Call/{ITEM}/?$", CallViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+            name="call-detail"),
+    *[re_path(rf"{ACCOUNT}Campaign/{ITEM}/{action}/?$", CampaignViewSet.as_view({"post": action}),
+              name=f"campaign-{action}") for action in ("schedule", "pause", "resume", "cancel")],
+    re_path(rf"{ACCOUNT}Campaign/{ITEM}/contacts/?$",
+            CampaignViewSet.as_view({"get": "contacts", "post": "upload_contacts"}), name="campaign-contacts"),
+    *resource("Campaign", CampaignViewSet, "campaign"),
+    re_path(rf"{ACCOUNT}Number/?$", NumberViewSet.as_view({"get": "list"}), name="number-list"),
+    re_path(rf"{ACCOUNT}Number/(?P<number>[^/]+)/?$",
+            NumberViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="number-detail"),
 ]

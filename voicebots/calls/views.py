@@ -1,9 +1,17 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 
+from voicebots.api.errors import Conflict
 from voicebots.api.views import AccountResourceViewSet
+from voicebots.providers.plivo_api import PlivoApiError
+from voicebots.telephony import rest
+from voicebots.telephony.api_errors import api_error
 
+from . import services as calls
+from . import templating
 from .models import Call
-from .serializers import CallDetailSerializer, CallSerializer
+from .serializers import CallDetailSerializer, CallSerializer, OutboundCallSerializer
 
 
 class CallViewSet(AccountResourceViewSet):
@@ -20,3 +28,35 @@ class CallViewSet(AccountResourceViewSet):
     def retrieve(self, request, *args, **kwargs):
         call = self.get_object()
         return Response(CallDetailSerializer(call).data)
+
+    @extend_schema(request=OutboundCallSerializer, responses={201: CallSerializer})
+    def create(self, request, *args, **kwargs):
+        """Place an outbound call answered by a bot; its status then follows Plivo's callbacks."""
+        serializer = OutboundCallSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            rest.plivo_api_for(request.account)  # refuse before keeping a record of a call that cannot be made
+            call = calls.new_outbound(request.account, data["voicebot_id"], from_number=data["from"],
+                                      to_number=data["to"], variables=data["variables"])
+            rest.place_call(call, ring_timeout=data["ring_timeout"], machine_detection=data["machine_detection"],
+                            voicemail_message=templating.render(data["voicemail_message"], data["variables"]))
+        except (rest.PlivoNotConfigured, PlivoApiError) as error:
+            raise api_error(error)
+        call.refresh_from_db()
+        return Response({"message": "call fired", **self.serialize(call)}, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        """Hang up a live call (cancel it if it has not been answered yet)."""
+        call = self.get_object()
+        if call.has_ended:
+            raise Conflict(f"Call {call.id} has already ended ({call.status}).")
+        try:
+            asked = rest.end_call(call)
+        except (rest.PlivoNotConfigured, PlivoApiError) as error:
+            raise api_error(error)
+        if asked:
+            calls.record_event(call, "hangup_requested")  # Plivo's hangup callback makes it final
+        else:
+            calls.finalize(call, status=Call.Status.CANCELED, reason="Hung up through the API.")
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -69,6 +69,11 @@ def voicemail_xml(message: str, beep_wait_s: int = 20) -> str:
 def rest_client(auth_id: str, auth_token: str, base_url: str, timeout: float = 10) -> plivo.RestClient:
     """A REST client aimed at `base_url` (Plivo's, a regional endpoint, or a local fake)."""
     client = plivo.RestClient(auth_id=auth_id, auth_token=auth_token, timeout=timeout)
+    _aim(client, base_url)
+    return client
+
+
+def _aim(client: plivo.RestClient, base_url: str) -> None:
     api = f"{base_url.rstrip('/')}/v1/Account"
     client.base_uri = api
     # The SDK resets base_uri per request from these module constants, so point them there too.
@@ -76,7 +81,6 @@ def rest_client(auth_id: str, auth_token: str, base_url: str, timeout: float = 1
     plivo.rest.client.API_VOICE_BASE_URI = api
     plivo.rest.client.API_VOICE_BASE_URI_FALLBACK_1 = api
     plivo.rest.client.API_VOICE_BASE_URI_FALLBACK_2 = api
-    return client
 
 
 # --- The REST operations the product uses -------------------------------------------------------
@@ -125,7 +129,7 @@ class PlivoApi:
     """
 
     def __init__(self, auth_id: str, auth_token: str, base_url: str, timeout: float = 10) -> None:
-        self.timeout = timeout
+        self.timeout, self.base_url = timeout, base_url
         try:
             self._client = rest_client(auth_id, auth_token, base_url, timeout)
         except plivo.exceptions.AuthenticationError as error:
@@ -150,6 +154,7 @@ class PlivoApi:
 
     def _once(self, operation, *args, **kwargs):
         self._last_status = None
+        _aim(self._client, self.base_url)  # another client may have re-aimed the SDK's module-wide base URL
         self._client.voice_retry_count = 2  # the SDK's fallback counter: at 2 it raises instead of repeating
         try:
             return operation(*args, **kwargs)

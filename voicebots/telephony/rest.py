@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from django.conf import settings
 
@@ -13,7 +14,8 @@ logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 10.0
 DEFAULT_RING_TIMEOUT_S = 30
-MACHINE_DETECTION = ("true", "hangup")  # Plivo's values: detect and continue, or detect and hang up
+MAX_CLIENTS_PER_THREAD = 32
+_thread_clients = threading.local()  # the SDK's client is not safe to share between threads
 
 
 class PlivoNotConfigured(Exception):
@@ -23,10 +25,16 @@ class PlivoNotConfigured(Exception):
 
 
 def plivo_api_for(account) -> PlivoApi:
+    """The account's Plivo client; one per thread and credentials, so its HTTPS connections are reused."""
     if not (account.plivo_auth_id and account.plivo_auth_token):
         raise PlivoNotConfigured()
-    return PlivoApi(account.plivo_auth_id, account.plivo_auth_token, settings.PLIVO_API_BASE_URL,
-                    timeout=REQUEST_TIMEOUT_S)
+    key = (account.plivo_auth_id, account.plivo_auth_token, settings.PLIVO_API_BASE_URL, REQUEST_TIMEOUT_S)
+    clients = _thread_clients.__dict__.setdefault("by_key", {})
+    if key not in clients:
+        if len(clients) >= MAX_CLIENTS_PER_THREAD:
+            clients.clear()
+        clients[key] = PlivoApi(*key[:3], timeout=REQUEST_TIMEOUT_S)
+    return clients[key]
 
 
 def call_url(call: Call, action: str) -> str:
@@ -88,3 +96,17 @@ def hang_up_call(call: Call) -> bool:
 def send_to_voicemail(call: Call) -> None:
     """Move a live call to our voicemail XML (the message, then hang up)."""
     plivo_api_for(call.account).transfer(call.call_uuid, call_url(call, "voicemail"))
+
+
+def transfer_call(call: Call, destination: str) -> bool:
+    """Move a live call to `destination` (E.164 or sip: URI); failures are recorded on the call, never raised."""
+    from .transfer import transfer_url
+
+    try:
+        plivo_api_for(call.account).transfer(call.call_uuid, transfer_url(call.id, destination))
+    except (PlivoNotConfigured, PlivoApiError) as error:
+        logger.warning("Plivo transfer of call %s failed: %s", call.id, error)
+        calls.record_event(call, "transfer_error", destination=destination, error=str(error)[:500])
+        return False
+    calls.record_event(call, "transferred", destination=destination)
+    return True

@@ -1,4 +1,5 @@
-"""The HTTP requests Plivo makes: answer (inbound_call), hangup and stream status callbacks.
+"""The HTTP requests Plivo makes: answer (inbound_call), hangup and stream status callbacks of a bot's
+inbound calls, and the per-call answer, ring, hangup, machine-detection and voicemail URLs of outbound calls.
 
 Every one is authenticated with Plivo's V3 signature made with the account's Plivo auth token.
 """
@@ -16,8 +17,10 @@ from voicebots.api.errors import error_response
 from voicebots.bots.models import Voicebot
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
-from voicebots.providers.plivo_api import signature_is_valid, stream_answer_xml
+from voicebots.providers.plivo_api import (PlivoApiError, hangup_xml, signature_is_valid, stream_answer_xml,
+                                           voicemail_xml)
 
+from . import rest
 from .tokens import stream_token
 
 logger = logging.getLogger(__name__)
@@ -65,13 +68,21 @@ def websocket_base() -> str:
     return ("wss" + base[5:]) if base.startswith("https") else ("ws" + base[4:])
 
 
+def xml_response(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type="application/xml")
+
+
+def stream_to_bot(bot, call) -> HttpResponse:
+    """Answer XML connecting the call's audio to the bot, with a token that lets only this call's stream in."""
+    socket_url = f"{websocket_base()}{bot_path(bot)}/connect?token={stream_token(call.id)}"
+    status_url = f"{settings.PUBLIC_BASE_URL}{bot_path(bot)}/stream_status"
+    return xml_response(stream_answer_xml(socket_url, status_url))
+
+
 @plivo_webhook
 def inbound_call(request, bot):
     """Plivo's answer URL: create the call record and connect the call's audio to the bot."""
-    call = calls.answered_inbound(bot, request.POST)
-    socket_url = f"{websocket_base()}{bot_path(bot)}/connect?token={stream_token(call.id)}"
-    status_url = f"{settings.PUBLIC_BASE_URL}{bot_path(bot)}/stream_status"
-    return HttpResponse(stream_answer_xml(socket_url, status_url), content_type="application/xml")
+    return stream_to_bot(bot, calls.answered_inbound(bot, request.POST))
 
 
 def _call_of(bot, params) -> Call | None:
@@ -99,3 +110,94 @@ def stream_status(request, bot):
         event = request.POST.get("Event", "unknown")
         calls.record_event(call, f"stream.{event}", **{k: v for k, v in request.POST.items() if k != "Event"})
     return HttpResponse(status=204)
+
+
+# --- Outbound calls: URLs of one call, given to Plivo when it was placed ---------------------------
+
+def _outbound_call(auth_id: str, call_id: str) -> Call | None:
+    try:
+        pk = uuid.UUID(str(call_id))
+    except ValueError:
+        return None
+    return (Call.objects.select_related("account", "voicebot__account")
+            .filter(pk=pk, account__auth_id=auth_id, direction=Call.Direction.OUTBOUND).first())
+
+
+def plivo_call_webhook(view):
+    """Resolve the outbound call of the URL and refuse requests Plivo did not sign."""
+    @csrf_exempt
+    @require_POST
+    def wrapper(request, auth_id, call_id):
+        call = _outbound_call(auth_id, call_id)
+        if call is None:
+            return error_response(404, f"Call {call_id} not found.")
+        if not plivo_request_is_authentic(request, call.account):
+            logger.warning("Refused a %s request with a bad Plivo signature for call %s", view.__name__, call.id)
+            return error_response(403, "The X-Plivo-Signature-V3 signature is missing or wrong.")
+        return view(request, call)
+    return wrapper
+
+
+def _answer_machine(call) -> HttpResponse:
+    """A machine answered (synchronous detection): leave the message, hang up, or let the bot talk."""
+    options = calls.dial_options(call)
+    if options.get("voicemail_message"):
+        calls.record_event(call, "voicemail_left")
+        return xml_response(voicemail_xml(options["voicemail_message"]))
+    if options.get("machine_detection") == "hangup":
+        return xml_response(hangup_xml())
+    return stream_to_bot(call.voicebot, call)
+
+
+@plivo_call_webhook
+def outbound_answer(request, call):
+    """The callee picked up: connect them to the bot."""
+    if calls.is_other_leg(call, request.POST):
+        calls.record_event(call, "duplicate_leg_hung_up", call_uuid=request.POST.get("CallUUID", ""))
+        return xml_response(hangup_xml())
+    call = calls.progressed(call, request.POST)
+    if call.has_ended or call.voicebot is None:
+        return xml_response(hangup_xml())
+    if str(request.POST.get("Machine", "")).lower() == "true" and calls.machine_detected(call, request.POST):
+        return _answer_machine(call)
+    return stream_to_bot(call.voicebot, call)
+
+
+@plivo_call_webhook
+def outbound_ring(request, call):
+    calls.progressed(call, request.POST)
+    return HttpResponse(status=204)
+
+
+@plivo_call_webhook
+def outbound_hangup(request, call):
+    if calls.is_other_leg(call, request.POST):
+        return HttpResponse(status=204)
+    calls.hung_up(call, request.POST)
+    return HttpResponse(status=204)
+
+
+@plivo_call_webhook
+def outbound_machine(request, call):
+    """Asynchronous machine detection: a machine hears the voicemail message when one was set."""
+    if calls.is_other_leg(call, request.POST):
+        return HttpResponse(status=204)
+    call = calls.progressed(call, request.POST)
+    machine = calls.machine_detected(call, request.POST)
+    message = calls.dial_options(call).get("voicemail_message")
+    if machine and message and request.POST.get("IfMachine", "continue") == "continue" and not call.has_ended:
+        try:
+            rest.send_to_voicemail(call)
+        except (rest.PlivoNotConfigured, PlivoApiError) as error:
+            calls.record_event(call, "voicemail_failed", error=str(error)[:500])
+    return HttpResponse(status=204)
+
+
+@plivo_call_webhook
+def outbound_voicemail(request, call):
+    """Where a call is transferred once a machine answered: the message after the beep, then hang up."""
+    message = calls.dial_options(call).get("voicemail_message")
+    if not message:
+        return xml_response(hangup_xml())
+    calls.record_event(call, "voicemail_left")
+    return xml_response(voicemail_xml(message))
