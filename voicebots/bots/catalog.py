@@ -1,6 +1,8 @@
 """What a voice bot can be configured with: LLMs, voices, languages. Defaults live here too."""
 from __future__ import annotations
 
+from voicebots.voice import barge_in
+
 LLM_PROVIDERS = ("anthropic",)
 DEFAULT_LLM_MODEL = "claude-haiku-5-5"
 
@@ -46,6 +48,7 @@ DEFAULT_STT = {"provider": "deepgram", "language": "en"}
 
 DEFAULT_CALL_TIMEOUT = 30
 DEFAULT_MAX_CALL_DURATION = 1800
+DEFAULT_BACKCHANNEL_WORDS = barge_in.DEFAULT_BACKCHANNEL_WORDS  # acknowledgements that never interrupt the bot
 
 
 def canonical_model(name: str) -> str | None:

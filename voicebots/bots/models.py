@@ -1,6 +1,8 @@
+import re
 import secrets
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from voicebots.accounts.models import Account
@@ -11,6 +13,19 @@ from . import catalog
 
 def new_stream_secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+TRANSFER_DESTINATION = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^@\s]+@[^@\s]+)$")
+
+
+def validate_transfer_destination(value: str) -> None:
+    if value and not TRANSFER_DESTINATION.match(value):
+        raise ValidationError("Use an E.164 phone number such as +14155550123, "
+                              "or a SIP URI such as sip:desk@example.com.")
+
+
+def default_backchannel_words() -> list[str]:
+    return list(catalog.DEFAULT_BACKCHANNEL_WORDS)
 
 
 class Voicebot(models.Model):
@@ -29,6 +44,18 @@ class Voicebot(models.Model):
         default=catalog.DEFAULT_CALL_TIMEOUT, help_text="Seconds of caller silence before the bot re-prompts."
     )
     max_call_duration = models.PositiveIntegerField(default=catalog.DEFAULT_MAX_CALL_DURATION)
+    transfer_destination = models.CharField(
+        max_length=255, blank=True, default="", validators=[validate_transfer_destination],
+        help_text="E.164 number or sip: URI the bot may transfer callers to; blank: no transfers.",
+    )
+    interruptions_enabled = models.BooleanField(default=True, help_text="Callers may talk over the bot.")
+    interruption_min_words = models.PositiveSmallIntegerField(
+        default=1, help_text="Words (other than backchannel words) the caller must say to interrupt the bot.",
+    )
+    backchannel_words = models.JSONField(
+        default=default_backchannel_words, blank=True,
+        help_text="Acknowledgements (\"ok\", \"uh-huh\") that never interrupt the bot.",
+    )
     # Authenticates Plivo streams that connect through the bot's websocket_url (the outbound flow).
     stream_secret = EncryptedTextField(default=new_stream_secret, editable=False)
     functions = models.ManyToManyField("functions.Function", blank=True, related_name="voicebots")

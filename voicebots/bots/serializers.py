@@ -7,7 +7,7 @@ from voicebots.functions.models import Function
 from voicebots.knowledge.models import Knowledgebase
 
 from . import catalog, public_urls
-from .models import Voicebot
+from .models import Voicebot, validate_transfer_destination
 
 
 def _choice(choices, what: str) -> serializers.ChoiceField:
@@ -51,6 +51,18 @@ class STTSettingsSerializer(StrictSerializer):
     language = _choice(catalog.STT_LANGUAGES, "language")
 
 
+class BackchannelWordsField(serializers.ListField):
+    """Words or short phrases, stored lower-case without duplicates."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.CharField(max_length=40), allow_empty=True, required=False,
+                         max_length=50, **kwargs)
+
+    def to_internal_value(self, data):
+        words = (" ".join(word.lower().split()) for word in super().to_internal_value(data))
+        return list(dict.fromkeys(word for word in words if word))
+
+
 class OwnedIdsField(serializers.ListField):
     """A list of ids of the caller's own objects of one model; any other id is a 400 naming it."""
 
@@ -79,6 +91,11 @@ class VoicebotSerializer(StrictModelSerializer):
     stt = serializers.SerializerMethodField()
     callTimeout = serializers.IntegerField(source="call_timeout", required=False, min_value=1, max_value=3600)
     max_call_duration = serializers.IntegerField(required=False, min_value=10, max_value=4 * 3600)
+    transfer_destination = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                                 validators=[validate_transfer_destination])
+    interruptions_enabled = serializers.BooleanField(required=False)
+    interruption_min_words = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    backchannel_words = BackchannelWordsField()
     knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
     function_ids = OwnedIdsField(Function, "Function", source="functions")
     websocket_url = serializers.SerializerMethodField()
@@ -88,7 +105,8 @@ class VoicebotSerializer(StrictModelSerializer):
         model = Voicebot
         fields = [
             "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
-            "max_call_duration", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
+            "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
+            "backchannel_words", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
             "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]

@@ -20,19 +20,22 @@ from django.utils import timezone
 
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
-from voicebots.chats.runtime import load_bot_runtime
+from voicebots.chats.runtime import BotRuntime, load_bot_runtime
+from voicebots.providers.silero_vad import SileroActivity
 from voicebots.voice.announcement import Announcement
+from voicebots.voice.control import CallControl
 from voicebots.voice.session import CallSession, SessionOptions
 
 from . import vendors
 from .access import StreamAccess, authorize_stream, claim_stream
 from .recording import AudioCache, CallRecorder, recorded_audio
-from .rest import hang_up_call
+from .rest import hang_up_call, transfer_call
 
 logger = logging.getLogger(__name__)
 
 SEND_QUEUE_FRAMES = 1500  # 30 s of audio: a peer that stops reading loses audio, never the call
 SEND_TIMEOUT_S = 2.0
+TIME_LIMIT_GOODBYE_S = 10  # the polite goodbye starts this long before the call's time limit
 
 
 class PlivoTransport:
@@ -66,6 +69,9 @@ class PlivoTransport:
 
     async def send_dtmf(self, digits: str) -> None:
         self._put({"event": "sendDTMF", "dtmf": digits})
+
+    async def transfer(self, destination: str) -> bool:
+        return await self.consumer.transfer(destination)
 
     async def hang_up(self) -> None:
         # In a task of its own: the pipeline calls this from its own tasks, which hanging up cancels.
@@ -191,12 +197,20 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             return Announcement(self.transport, recorded_audio("not_configured"),
                                 "Sorry, this line is not set up to take calls yet.")
         bot = self.access.bot
+        # The call-control tools are answered before the bot's functions: the engine runs them through it.
+        control = CallControl(runtime.engine_parts.get("tool_runner"), transfer_destination=bot.transfer_destination)
+        engine = BotRuntime(runtime.config, {**runtime.engine_parts, "tool_runner": control}).engine()
         return CallSession(
-            config=runtime.config, engine=runtime.engine(), transport=self.transport,
+            config=runtime.config, engine=engine, transport=self.transport,
             stt=vendors.speech_to_text(bot), tts=vendors.voice(bot), fallback_tts=vendors.fallback_voice(bot),
-            audio_cache=AudioCache(), observer=CallRecorder(self.call),
-            options=SessionOptions(welcome_message=bot.welcome_message),
+            audio_cache=AudioCache(), observer=CallRecorder(self.call), control=control,
+            activity=SileroActivity(), options=session_options(bot),
         )
+
+    async def transfer(self, destination: str) -> bool:
+        """Hand the caller over through Plivo; the stream then stops and the call record is finalized."""
+        call = getattr(self, "call", None)
+        return call is not None and await database_sync_to_async(transfer_call)(call, destination)
 
     async def _record(self, kind: str, **detail) -> None:
         await database_sync_to_async(calls.record_event)(self.call, kind, **detail)
@@ -221,6 +235,19 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         if call is not None:
             history = getattr(handler, "history", None)
             await database_sync_to_async(_finish)(call, reason, history, self.transport.dropped)
+
+
+def session_options(bot) -> SessionOptions:
+    """The call settings of `bot` as the pipeline's options."""
+    return SessionOptions(
+        welcome_message=bot.welcome_message,
+        interruptions_enabled=bot.interruptions_enabled,
+        min_interruption_words=bot.interruption_min_words,
+        backchannel_words=tuple(bot.backchannel_words),
+        caller_silence_s=float(bot.call_timeout),
+        # Plivo itself cuts outbound calls at max_call_duration: leave time to say goodbye before that.
+        max_call_duration_s=max(bot.max_call_duration - TIME_LIMIT_GOODBYE_S, TIME_LIMIT_GOODBYE_S),
+    )
 
 
 def _finish(call: Call, reason: str, history, dropped_frames: int) -> None:

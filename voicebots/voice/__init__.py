@@ -3,7 +3,8 @@
 A transport (the Plivo stream consumer) builds a `CallSession` with the vendor adapters from
 `voicebots.providers`, calls `start()`, then for the life of the call: `feed_audio(mulaw)`,
 `on_checkpoint_played(name)`, `on_audio_cleared()`, `on_dtmf(digit)`, and finally `stop()`. The session talks
-back through the `Transport` port: `send_audio(frame)`, `checkpoint(name)`, `clear()`, `hang_up()`.
+back through the `Transport` port: `send_audio(frame)`, `checkpoint(name)`, `clear()`, `hang_up()`,
+`transfer(destination)`, `send_dtmf(digits)`.
 When no conversation can run, `Announcement` plays fixed audio and hangs up instead.
 """
 from .announcement import Announcement

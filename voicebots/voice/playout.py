@@ -7,6 +7,7 @@ the transport's buffer.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from .audio import FRAME_BYTES, pad_to_frame
@@ -33,6 +34,7 @@ class Playout:
         self._segments: dict[str, PlayedSegment] = {}
         self._turns: dict[int, list[PlayedSegment]] = {}
         self._muted: set[int] = set()
+        self._acked = asyncio.Event()
 
     async def play(self, turn: int, audio: bytes) -> int:
         """Send `audio` of `turn` in whole frames (the rest waits for more audio); returns frames sent."""
@@ -72,6 +74,7 @@ class Playout:
         for earlier in self._turns[segment.turn]:
             if earlier.index <= segment.index:
                 earlier.played = True
+        self._acked.set()
         return segment
 
     def heard_text(self, turn: int) -> str:
@@ -80,6 +83,12 @@ class Playout:
     def is_playing(self, turn: int) -> bool:
         """A segment of `turn` was sent and not yet acknowledged as played."""
         return any(not segment.played for segment in self._turns.get(turn, []))
+
+    async def wait_played(self, turn: int) -> None:
+        """Until every segment sent for `turn` has been acknowledged as played."""
+        while self.is_playing(turn):
+            self._acked.clear()
+            await self._acked.wait()
 
     async def interrupt(self, turn: int) -> None:
         """Barge-in: drop the turn's pending and future audio and clear what the transport still buffers."""

@@ -37,6 +37,14 @@ class Transport(Protocol):
         """End the call."""
         ...
 
+    async def transfer(self, destination: str) -> bool:
+        """Hand the caller to `destination` (an E.164 number or a sip: URI); False if the network refused."""
+        ...
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Play DTMF tones to the far end (an IVR)."""
+        ...
+
 
 class CallHandler(Protocol):
     """What a transport drives: one per call (`CallSession`, or `Announcement` when no conversation can run)."""
@@ -56,6 +64,17 @@ class CallHandler(Protocol):
     async def stop(self) -> None:
         """The call is over (hang-up or socket closed): stop everything and close vendor sockets."""
         ...
+
+
+class VoiceActivityDetector(Protocol):
+    """Says whether the caller's audio carries speech (`activity.VoiceActivity` by energy, or a local model)."""
+
+    speaking: bool
+    last_speech_at: float | None
+
+    def update(self, audio: bytes, now: float) -> bool: ...
+
+    def silent_for(self, now: float) -> float | None: ...
 
 
 # --- Speech to text ----------------------------------------------------------------------------------
@@ -184,7 +203,7 @@ class AudioCache(Protocol):
 
 # --- What the call produced -------------------------------------------------------------------------
 
-TurnKind = Literal["greeting", "reply"]
+TurnKind = Literal["greeting", "reply", "prompt"]  # prompt: a fixed line the bot says on its own
 
 
 @dataclass(slots=True)
@@ -205,7 +224,8 @@ class TurnRecord:
     error: str | None = None
 
 
-IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error"]
+IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
+                       "caller_silent", "max_duration"]
 
 
 class CallObserver(Protocol):

@@ -7,8 +7,10 @@
     caller words while the bot is busy --> barge-in: cancel the reply, Transport.clear(), history keeps the heard part
 
 The transport (the Plivo stream consumer) creates the session, calls `start()`, feeds it audio and acks, and
-calls `stop()` when the call ends. Vendor failures are survived: a lost STT stream is reopened, a model error is
-answered with an apology, a failed voice is replaced by the fallback voice (or the turn stays silent).
+calls `stop()` when the call ends. With a `CallControl` the model can end or transfer the call (its last words play
+first); a caller silent for `caller_silence_s` is asked once whether they are still there, then told goodbye; a call
+reaching `max_call_duration_s` is ended politely. Vendor failures are survived: a lost STT stream is reopened, a
+model error is answered with an apology, a failed voice is replaced by the fallback voice (or the turn stays silent).
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from voicebots.conversation.ports import (
 )
 
 from .activity import DEFAULT_SPEECH_RMS, VoiceActivity
+from .barge_in import DEFAULT_BACKCHANNEL_WORDS, InterruptionRules
+from .control import CallControl, ControlAction
 from .heard import history_after_greeting, history_after_reply
 from .playout import Playout
 from .ports import (
@@ -49,15 +53,23 @@ from .ports import (
     Transport,
     TurnKind,
     TurnRecord,
+    VoiceActivityDetector,
 )
 from .segmenter import Segmenter, SegmenterOptions
 from .speech import SpokenReply
 from .timeline import Timeline
-from .turns import CallerSpeaking, CallerTurnEnded, TurnTaker
+from .turns import DEFAULT_HOLD_S, CallerPaused, CallerSpeaking, CallerTurnEnded, TurnTaker
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
+DEFAULT_GOODBYE = "Thank you for calling. Goodbye!"
+DEFAULT_TRANSFER_LINE = "Please hold while I transfer your call."
+DEFAULT_TRANSFER_FAILED = "Sorry, I could not transfer your call. How else can I help?"
+DEFAULT_REPROMPT = "Are you still there?"
+DEFAULT_SILENCE_GOODBYE = "I haven't heard from you, so I'll end the call now. Goodbye!"
+DEFAULT_TIME_LIMIT_GOODBYE = "I'm sorry, we have reached the time limit for this call. Goodbye!"
+SILENCE_CHECK_S = 0.1
 FRAMES_PER_SECOND = 50
 
 
@@ -65,17 +77,30 @@ FRAMES_PER_SECOND = 50
 class SessionOptions:
     """How a call behaves. Times are seconds.
 
-    `min_interruption_words`: caller words (interim or final) that interrupt the bot while it is thinking or
-    speaking; a shorter utterance while it speaks is taken as a backchannel and ignored.
+    `min_interruption_words`: caller words (interim or final, not counting `backchannel_words`) that interrupt
+    the bot while it is thinking or speaking; a shorter utterance while it speaks is taken as a backchannel and
+    ignored. `interruptions_enabled` False: the caller cannot interrupt; what they said is answered once the bot's
+    turn has been heard. Words of an interim transcript interrupt only if the voice activity detector heard speech
+    in the last `barge_in_confirm_s` (a transcript of noise or echo does not); a final transcript always counts.
     `finalize_after_silence_s`: ask the STT for a final transcript once the line has been quiet this long while
     words are still unfinalized (None: never).
     `stt_reconnect_delays_s`: waits before each attempt to reopen a lost STT stream; after the last, give up.
     `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
+    `unfinished_turn_hold_s`: extra wait for more words when the caller stops on something unfinished (a number,
+    an e-mail address, a spelled sequence; see `turns.sounds_unfinished`); 0 answers at the vendor's endpoint.
+    `caller_silence_s`: caller silence after the bot finished speaking before it re-prompts once, and then again
+    before it says goodbye and hangs up (None: wait forever).
+    `max_call_duration_s`: the call is ended politely (interrupting the bot if need be) this long after it started.
+    `playout_wait_s`: the longest wait for the last words to be acknowledged as played before hanging up or
+    transferring (a transport that never acknowledges must not keep the call open).
     """
 
     welcome_message: str = ""
     apology_text: str = DEFAULT_APOLOGY
     min_interruption_words: int = 1
+    interruptions_enabled: bool = True
+    barge_in_confirm_s: float = 1.0
+    backchannel_words: tuple[str, ...] = DEFAULT_BACKCHANNEL_WORDS
     speech_rms: float = DEFAULT_SPEECH_RMS
     finalize_after_silence_s: float | None = 0.7
     stt_reconnect_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -83,6 +108,16 @@ class SessionOptions:
     tts_timeout_s: float = 5.0
     close_timeout_s: float = 1.0
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
+    unfinished_turn_hold_s: float = DEFAULT_HOLD_S
+    goodbye_text: str = DEFAULT_GOODBYE
+    transfer_text: str = DEFAULT_TRANSFER_LINE
+    transfer_failed_text: str = DEFAULT_TRANSFER_FAILED
+    caller_silence_s: float | None = None
+    reprompt_text: str = DEFAULT_REPROMPT
+    silence_goodbye_text: str = DEFAULT_SILENCE_GOODBYE
+    max_call_duration_s: float | None = None
+    time_limit_goodbye_text: str = DEFAULT_TIME_LIMIT_GOODBYE
+    playout_wait_s: float = 15.0
 
 
 @dataclass(slots=True)
@@ -130,8 +165,11 @@ class _ReplySink(BaseEventSink):
 class CallSession:
     def __init__(self, *, config: BotConfig, engine: ConversationEngine, transport: Transport, stt: SpeechToText,
                  tts: TextToSpeech, fallback_tts: TextToSpeech | None = None, audio_cache: AudioCache | None = None,
-                 observer: CallObserver | None = None, options: SessionOptions | None = None) -> None:
-        self._config = config
+                 observer: CallObserver | None = None, options: SessionOptions | None = None,
+                 control: CallControl | None = None, activity: VoiceActivityDetector | None = None) -> None:
+        # `control` must also be the engine's tool runner: it answers the call-control tools it offers here.
+        self._control = control
+        self._config = control.offer_to(config) if control is not None else config
         self._engine = engine
         self._transport = transport
         self._stt = stt
@@ -142,8 +180,12 @@ class CallSession:
         self._options = options or SessionOptions()
         self.history: list[Message] = []
         self._playout = Playout(transport)
-        self._activity = VoiceActivity(self._options.speech_rms)
-        self._turn_taker = TurnTaker()
+        self._activity: VoiceActivityDetector = activity or VoiceActivity(self._options.speech_rms)
+        self._turn_taker = TurnTaker(self._options.unfinished_turn_hold_s)
+        self._barge_in = InterruptionRules(enabled=self._options.interruptions_enabled,
+                                           min_words=self._options.min_interruption_words,
+                                           backchannel_words=self._options.backchannel_words)
+        self._hold: asyncio.Task[None] | None = None  # ends a held caller turn unless more words come
         self._inbound: asyncio.Queue[bytes] = asyncio.Queue()
         self._stt_open = asyncio.Event()
         self._finalize_requested = False
@@ -153,6 +195,9 @@ class CallSession:
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._stopped = False
+        self._closing = False  # the bot is saying its last words: the caller can no longer interrupt them
+        self._last_activity = time.monotonic()  # of the caller or the bot: silence is counted from it
+        self._caller_active_at = 0.0
 
     # --- What the transport calls -------------------------------------------------------------------
 
@@ -203,6 +248,10 @@ class CallSession:
                 self._spawn(self._listen())
                 self._spawn(self._forward_audio())
                 self._spawn(self._connect_voice())
+                if self._options.caller_silence_s is not None:
+                    self._spawn(self._watch_silence())
+                if self._options.max_call_duration_s is not None:
+                    self._spawn(self._limit_duration())
                 self._started.set()
         finally:
             self._group = None
@@ -353,12 +402,35 @@ class CallSession:
 
     async def _on_stt_event(self, event: SpeechToTextEvent) -> None:
         for signal in self._turn_taker.on_event(event):
+            self._last_activity = self._caller_active_at = time.monotonic()
+            if self._closing:
+                continue
             if isinstance(signal, CallerSpeaking):
                 self._finalize_requested = False
-                if signal.words >= self._options.min_interruption_words and self._bot_busy():
+                self._cancel_hold()
+                if (self._barge_in.enabled and self._bot_busy() and self._heard_speech_lately()
+                        and not self._barge_in.is_backchannel(signal.text)):
                     await self._interrupt()
             elif isinstance(signal, CallerTurnEnded):
                 await self._on_caller_turn(signal)
+            elif isinstance(signal, CallerPaused):
+                self._cancel_hold()
+                self._hold = self._spawn(self._end_turn_after(signal.hold_s))
+
+    def _heard_speech_lately(self) -> bool:
+        silent_for = self._activity.silent_for(time.monotonic())
+        return silent_for is not None and silent_for <= self._options.barge_in_confirm_s
+
+    def _cancel_hold(self) -> None:
+        if self._hold is not None and self._hold is not asyncio.current_task():
+            self._hold.cancel()
+        self._hold = None
+
+    async def _end_turn_after(self, hold_s: float) -> None:
+        await asyncio.sleep(hold_s)
+        self._hold = None  # from here on this task answers the caller: new words must not cancel it
+        if (ended := self._turn_taker.end_held_turn()) is not None:
+            await self._on_caller_turn(ended)
 
     # --- Turns --------------------------------------------------------------------------------------
 
@@ -373,8 +445,11 @@ class CallSession:
     async def _on_caller_turn(self, ended: CallerTurnEnded) -> None:
         now = time.monotonic()
         if self._bot_busy():
-            if ended.words < self._options.min_interruption_words:
+            if self._barge_in.is_backchannel(ended.text):
                 logger.info("Ignoring a backchannel while the bot speaks: %r", ended.text)
+                return
+            if not self._barge_in.enabled:
+                self._spawn(self._answer_when_heard(ended))
                 return
             await self._interrupt()
         timeline = Timeline(started=now)
@@ -382,6 +457,15 @@ class CallSession:
         timeline.mark("transcript_final", now)
         turn = self._new_turn("reply", ended.text, timeline)
         turn.task = self._spawn(self._reply(turn))
+
+    async def _answer_when_heard(self, ended: CallerTurnEnded) -> None:
+        """Interruptions are off: the caller's words wait until the bot's current turn has been heard."""
+        turn = self._current
+        if turn is not None:
+            if turn.task is not None and turn.task is not asyncio.current_task():
+                await asyncio.gather(turn.task, return_exceptions=True)
+            await self._wait_heard(turn)
+        await self._on_caller_turn(ended)
 
     def _new_turn(self, kind: TurnKind, caller_text: str, timeline: Timeline) -> _BotTurn:
         index = self._turns
@@ -402,6 +486,9 @@ class CallSession:
         await self._incident(kind, f"{voice.voice_id}: {error}")
 
     async def _reply(self, turn: _BotTurn) -> None:
+        if self._control is not None:
+            self._control.take_action()  # a request of an interrupted turn is void
+        action: ControlAction | None = None
         segmenter = Segmenter(self._options.segmenter)
         speech = self._spoken_reply(turn)
         speaking = asyncio.create_task(speech.run())
@@ -418,6 +505,12 @@ class CallSession:
                 await self._incident("llm_error", turn.error)
             if (rest := segmenter.flush()) is not None:
                 speech.say(rest)
+            if self._control is not None and turn.error is None:
+                action = self._control.take_action()
+            if action is not None:
+                self._closing = True
+                if not speech.segments:  # the model acted without a word: the caller still hears why
+                    speech.say(self._control_line(action))
             apology = await self._cached_audio(self._options.apology_text) if turn.error else None
             if turn.error and apology is None:
                 speech.say(self._options.apology_text)
@@ -436,6 +529,83 @@ class CallSession:
         # Until the caller interrupts, everything sent counts as heard (a failed voice may have sent less).
         self.history = history_after_reply(turn.prior_history, turn.caller_text, turn.spoken, sent, turn.result)
         self._finish_sending(turn)
+        if action is not None:
+            await self._carry_out(turn, action)
+
+    def _control_line(self, action: ControlAction) -> str:
+        return self._options.goodbye_text if action.kind == "end_call" else self._options.transfer_text
+
+    async def _carry_out(self, turn: _BotTurn, action: ControlAction) -> None:
+        """End or transfer the call once the bot's last words have been heard."""
+        await self._wait_heard(turn)
+        if action.kind == "end_call":
+            await self._transport.hang_up()
+        elif not await self._transport.transfer(action.destination):
+            await self._incident("transfer_failed", action.destination)
+            self._closing = False
+            self._spawn(self._say(self._options.transfer_failed_text))
+
+    async def _wait_heard(self, turn: _BotTurn) -> None:
+        try:
+            async with asyncio.timeout(self._options.playout_wait_s):
+                await self._playout.wait_played(turn.index)
+        except TimeoutError:
+            logger.warning("Turn %s was not acknowledged as played within %s s", turn.index,
+                           self._options.playout_wait_s)
+
+    # --- Lines the bot says on its own: re-prompt, goodbyes ------------------------------------------
+
+    async def _say(self, text: str, *, then_hang_up: bool = False) -> None:
+        """Speak a fixed line as a turn of its own (a barge-in cuts it unless the call is closing)."""
+        turn = self._new_turn("prompt", "", Timeline.now())
+        turn.task = asyncio.current_task()
+        speech = self._spoken_reply(turn)
+        for segment in _segments_of(text, self._options.segmenter):
+            speech.say(segment)
+        speech.finish()
+        await speech.run()
+        turn.spoken = speech.text
+        self._finish_sending(turn)
+        if then_hang_up:
+            await self._wait_heard(turn)
+            await self._transport.hang_up()
+
+    async def _say_goodbye(self, text: str) -> None:
+        self._closing = True
+        if self._bot_busy():
+            await self._interrupt()
+        await self._say(text, then_hang_up=True)
+
+    async def _watch_silence(self) -> None:
+        """Re-prompt a silent caller once; if the silence goes on, say goodbye and hang up."""
+        timeout = self._options.caller_silence_s
+        assert timeout is not None
+        reprompted_at: float | None = None
+        while not self._closing:
+            await asyncio.sleep(SILENCE_CHECK_S)
+            now = time.monotonic()
+            if self._bot_busy() or self._activity.speaking or self._turn_taker.has_unfinalized_words:
+                self._last_activity = now  # silence counts from the end of the bot's speech and the caller's
+            if reprompted_at is not None and self._caller_active_at > reprompted_at:
+                reprompted_at = None  # the caller answered: a later silence gets a re-prompt again
+            if now - self._last_activity < timeout:
+                continue
+            if reprompted_at is None:
+                reprompted_at = now
+                self._spawn(self._say(self._options.reprompt_text))
+                self._last_activity = now
+            else:
+                await self._incident("caller_silent", f"no answer for {timeout:g} s after a re-prompt")
+                self._spawn(self._say_goodbye(self._options.silence_goodbye_text))
+                return
+
+    async def _limit_duration(self) -> None:
+        assert self._options.max_call_duration_s is not None
+        await asyncio.sleep(self._options.max_call_duration_s)
+        if self._closing:
+            return
+        await self._incident("max_duration", f"{self._options.max_call_duration_s:g} s")
+        await self._say_goodbye(self._options.time_limit_goodbye_text)
 
     def _finish_sending(self, turn: _BotTurn) -> None:
         turn.sending_done = True
@@ -457,7 +627,7 @@ class CallSession:
             turn.spoken = turn.speech.text
         if turn.kind == "greeting":
             self.history = history_after_greeting(heard)
-        else:
+        elif turn.kind == "reply":
             self.history = history_after_reply(turn.prior_history, turn.caller_text, turn.spoken, heard, turn.result)
         await self._write_record(turn)
 
