@@ -145,3 +145,33 @@ async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_reco
     assert any(turn.tool_calls and turn.tool_calls[0]["name"] == "book_visit" for turn in turns)
     kinds = [event.kind async for event in call.events.all()]
     assert "dtmf" in kinds
+
+
+@pytest.fixture
+def outbound_call(api):
+    from voicebots.bots.models import Voicebot
+    from voicebots.telephony.tokens import stream_token
+
+    bot = Voicebot.objects.create(account=api.account, name="Reminder", welcome_message="Hello {{first_name}}!",
+                                  prompt="Remind {{first_name}} of order {{order}}.")
+    call = Call.objects.create(account=api.account, voicebot=bot, direction="outbound", status="ringing",
+                               variables={"first_name": "Ada", "order": "1042"})
+    return call, f"/v1/Account/{api.account.auth_id}/Voicebot/{bot.id}/connect?token={stream_token(call.id)}"
+
+
+async def test_an_outbound_calls_variables_fill_the_greeting_and_prompt(outbound_call, vendors):
+    llm, stt, tts = vendors
+    call, path = outbound_call
+    stt.script("Which order?")
+    llm.script(Turn([Text("Order 1042.")]))
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to(start_frame("outbound-call-uuid"))
+    peer = PlivoPeer(communicator)
+    await peer.wait_for(lambda: peer.count("playAudio") > 0)
+    assert "Hello Ada!" in tts.transcripts.values()
+    await peer.send_audio(silence(600) + speech(900) + silence(800))
+    await peer.wait_for(lambda: len(llm.requests) == 1)
+    system = " ".join(block["text"] for block in llm.requests[0].body["system"])
+    assert "Remind Ada of order 1042." in system and "{{" not in system
+    await communicator.disconnect()

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
+from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
 from voicebots.providers.silero_vad import SileroActivity
 from voicebots.voice.announcement import Announcement
@@ -169,6 +170,8 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             logger.warning("Refused a stream for ended or foreign call %s", call_uuid)
             return await self.close(code=4409)
         self.call_id, self.call = str(call.id), call
+        # An outbound call's variables fill the {{placeholders}} of the prompt and welcome message.
+        self.bot = personalized(self.access.bot, call.variables)
         self.transport.stream_id = stream_id
         if "mulaw" not in str(encoding):
             await self._record("unsupported_audio", encoding=str(encoding))
@@ -178,7 +181,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
 
     def _load_runtime(self, call: Call):
         """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
-        bot = self.access.bot
+        bot = self.bot
         missing = vendors.missing_keys(bot)
         if missing:
             call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
@@ -196,7 +199,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         if runtime is None:
             return Announcement(self.transport, recorded_audio("not_configured"),
                                 "Sorry, this line is not set up to take calls yet.")
-        bot = self.access.bot
+        bot = self.bot
         # The call-control tools are answered before the bot's functions: the engine runs them through it.
         control = CallControl(runtime.engine_parts.get("tool_runner"), transfer_destination=bot.transfer_destination)
         engine = BotRuntime(runtime.config, {**runtime.engine_parts, "tool_runner": control}).engine()
