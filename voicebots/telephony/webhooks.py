@@ -44,19 +44,25 @@ def plivo_request_is_authentic(request, account) -> bool:
     )
 
 
-def plivo_webhook(view):
-    """Resolve the bot of the URL and refuse requests Plivo did not sign."""
-    @csrf_exempt
-    @require_POST
-    def wrapper(request, auth_id, bot_id):
-        bot = _bot(auth_id, bot_id)
-        if bot is None:
-            return error_response(404, f"Voicebot {bot_id} not found.")
-        if not plivo_request_is_authentic(request, bot.account):
-            logger.warning("Refused a %s request with a bad Plivo signature for bot %s", view.__name__, bot.id)
-            return error_response(403, "The X-Plivo-Signature-V3 signature is missing or wrong.")
-        return view(request, bot)
-    return wrapper
+def signed_by_plivo(resolve, label: str):
+    """A view decorator: resolve the object the URL names (None: 404) and refuse requests Plivo did not sign."""
+    def decorate(view):
+        @csrf_exempt
+        @require_POST
+        def wrapper(request, auth_id, **kwargs):
+            (key,) = kwargs.values()
+            target = resolve(auth_id, key)
+            if target is None:
+                return error_response(404, f"{label} {key} not found.")
+            if not plivo_request_is_authentic(request, target.account):
+                logger.warning("Refused a %s request with a bad Plivo signature for %s %s", view.__name__, label, key)
+                return error_response(403, "The X-Plivo-Signature-V3 signature is missing or wrong.")
+            return view(request, target)
+        return wrapper
+    return decorate
+
+
+plivo_webhook = signed_by_plivo(_bot, "Voicebot")
 
 
 def bot_path(bot) -> str:
@@ -123,19 +129,7 @@ def _outbound_call(auth_id: str, call_id: str) -> Call | None:
             .filter(pk=pk, account__auth_id=auth_id, direction=Call.Direction.OUTBOUND).first())
 
 
-def plivo_call_webhook(view):
-    """Resolve the outbound call of the URL and refuse requests Plivo did not sign."""
-    @csrf_exempt
-    @require_POST
-    def wrapper(request, auth_id, call_id):
-        call = _outbound_call(auth_id, call_id)
-        if call is None:
-            return error_response(404, f"Call {call_id} not found.")
-        if not plivo_request_is_authentic(request, call.account):
-            logger.warning("Refused a %s request with a bad Plivo signature for call %s", view.__name__, call.id)
-            return error_response(403, "The X-Plivo-Signature-V3 signature is missing or wrong.")
-        return view(request, call)
-    return wrapper
+plivo_call_webhook = signed_by_plivo(_outbound_call, "Call")
 
 
 def _answer_machine(call) -> HttpResponse:
