@@ -1,9 +1,9 @@
 """Run every benchmark: `.venv/bin/python -m bench [--quick]` (or `make bench`)."""
 import sys
 
-from bench import calls, conversation, knowledge
+from bench import calls, campaigns, conversation, knowledge
 
-BENCHMARKS = [knowledge, conversation, calls]
+BENCHMARKS = [knowledge, conversation, calls, campaigns]
 
 
 def main() -> None:
