@@ -38,7 +38,14 @@ def campaigns_to_dispatch(now: datetime) -> list:
 
 
 def live_calls(campaign: Campaign) -> int:
-    return Call.objects.filter(campaign_attempt__campaign=campaign, status__in=calls.LIVE).count()
+    """The campaign's calls that are queued, ringing or in progress.
+
+    Only a contact being dialed or in a call has one, so the count starts from those contacts (an index
+    lookup of at most the concurrency limit, however many contacts the campaign has).
+    """
+    in_call = (Contact.State.DIALING, Contact.State.CALLING)
+    return Call.objects.filter(campaign_attempt__contact__campaign=campaign,
+                               campaign_attempt__contact__state__in=in_call, status__in=calls.LIVE).count()
 
 
 def dispatch(campaign_id, now: datetime, *, sweep: bool = False, on_lock=None) -> list[int] | None:

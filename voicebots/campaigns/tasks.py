@@ -1,4 +1,4 @@
-"""Celery tasks: the periodic sweep (beat), one campaign's dispatch, and one dial. Each reads the clock once."""
+"""Celery tasks: the periodic run (beat), one campaign's dispatch, and one dial; "now" comes from campaigns.clock."""
 from celery import shared_task
 
 DISPATCH_REQUEST_TTL_S = 300  # a lost request is picked up by the periodic run anyway

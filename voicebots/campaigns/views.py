@@ -30,7 +30,8 @@ class CampaignViewSet(AccountResourceViewSet):
     def partial_update(self, request, *args, **kwargs):
         campaign = self.get_object()
         if campaign.status not in services.EDITABLE:
-            raise Conflict(f"A {campaign.status} campaign cannot be changed; pause it first.")
+            then = "pause it first" if campaign.status == Campaign.Status.RUNNING else "it is over"
+            raise Conflict(f"A {campaign.status} campaign cannot be changed; {then}.")
         return super().partial_update(request, *args, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
