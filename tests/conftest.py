@@ -95,3 +95,24 @@ def function_handler(settings):
     settings.FUNCTION_ALLOW_PRIVATE_ADDRESSES = True  # the handler listens on loopback
     yield handler
     handler.stop()
+
+
+@pytest.fixture
+def fast_plivo_failures(monkeypatch):
+    """Retries of a failing Plivo API back off and time out quickly in tests."""
+    from voicebots.providers import plivo_api
+    from voicebots.telephony import rest
+
+    monkeypatch.setattr(plivo_api, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(rest, "REQUEST_TIMEOUT_S", 0.5)
+
+
+@pytest.fixture
+def fake_plivo(settings):
+    """A protocol-accurate Plivo REST API on 127.0.0.1 that the app is pointed at."""
+    from tests.fakes.plivo_server import FakePlivo
+
+    fake = FakePlivo().start_in_thread()
+    settings.PLIVO_API_BASE_URL = fake.url
+    yield fake
+    fake.stop()

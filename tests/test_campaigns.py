@@ -9,13 +9,11 @@ import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from tests.fakes.plivo_server import FakePlivo
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.campaigns import clock, dialer, dispatch, tasks, windows
 from voicebots.campaigns.models import Attempt, Campaign, Contact
 from voicebots.providers import plivo_api
-from voicebots.telephony import rest
 
 UTC = timezone.utc
 ALL_WEEK = {day: [["09:00", "17:00"]] for day in windows.DAYS}
@@ -41,18 +39,14 @@ def now(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fast_plivo_failures(monkeypatch):
-    monkeypatch.setattr(plivo_api, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(rest, "REQUEST_TIMEOUT_S", 0.5)
+def _fast_plivo_failures(fast_plivo_failures):
+    pass
 
 
 @pytest.fixture
-def fake_plivo(settings):
-    fake = FakePlivo().start_in_thread()
-    settings.PLIVO_API_BASE_URL = fake.url
+def fake_plivo(fake_plivo, settings):
     settings.PUBLIC_BASE_URL = "https://bots.example.com"
-    yield fake
-    fake.stop()
+    return fake_plivo
 
 
 @pytest.fixture

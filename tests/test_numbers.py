@@ -1,33 +1,27 @@
 """The account's Plivo numbers, and assigning them to bots, through the real SDK against a fake Plivo API."""
 import pytest
 
-from tests.fakes.plivo_server import FakePlivo
 from voicebots.numbers.models import BotApplication, NumberAssignment
-from voicebots.providers import plivo_api
-from voicebots.telephony import rest
 
 PUBLIC = "https://bots.example.com"
 IVR_NUMBER, BARE_NUMBER = "+14155550100", "+14155550101"
 
 
 @pytest.fixture(autouse=True)
-def fast_plivo_failures(monkeypatch):
-    monkeypatch.setattr(plivo_api, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(rest, "REQUEST_TIMEOUT_S", 0.5)
+def _fast_plivo_failures(fast_plivo_failures):
+    pass
 
 
 @pytest.fixture
-def fake_plivo(settings, api):
-    fake = FakePlivo().start_in_thread()
-    settings.PLIVO_API_BASE_URL = fake.url
+def fake_plivo(fake_plivo, settings, api):
+    fake = fake_plivo
     settings.PUBLIC_BASE_URL = PUBLIC
     fake.ivr_app = fake.add_application("Old IVR")
     fake.add_number(IVR_NUMBER, app_id=fake.ivr_app, alias="Front desk")
     fake.add_number(BARE_NUMBER)
     api.account.plivo_auth_id, api.account.plivo_auth_token = fake.auth_id, fake.auth_token
     api.account.save()
-    yield fake
-    fake.stop()
+    return fake
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from tests.fakes.plivo_server import CallPlan, FakePlivo
 from voicebots.calls import templating
 from voicebots.calls.models import Call
 from voicebots.providers import plivo_api
-from voicebots.telephony import rest
 from voicebots.telephony.tokens import call_id_from_token
 
 PUBLIC = "https://bots.example.com"
@@ -17,17 +16,10 @@ CALLER, CALLEE = "+14155550100", "+14155550199"
 
 
 @pytest.fixture(autouse=True)
-def fast_plivo_failures(monkeypatch):
-    monkeypatch.setattr(plivo_api, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(rest, "REQUEST_TIMEOUT_S", 0.5)
+def _fast_plivo_failures(fast_plivo_failures):
+    pass
 
 
-@pytest.fixture
-def fake_plivo(settings):
-    fake = FakePlivo().start_in_thread()
-    settings.PLIVO_API_BASE_URL = fake.url
-    yield fake
-    fake.stop()
 
 
 def use_plivo(account, fake):
