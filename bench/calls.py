@@ -248,6 +248,8 @@ def ok_at_capacity(row: dict) -> bool:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and capacity levels")
+    parser.add_argument("--levels", type=lambda text: [int(n) for n in text.split(",")],
+                        help="capacity levels to try, e.g. 50,100 (default: rising from 10)")
     parser.add_argument("--serve-vendors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_vendors:
@@ -264,7 +266,7 @@ def main(argv=None) -> dict:
         print(f"  greeting: first call {latency['greeting_cold_ms']:.0f} ms, later calls p50 "
               f"{latency['greeting_warm_p50_ms']:.0f} ms", flush=True)
         print("  capacity (2 caller turns per call):", flush=True)
-        levels = [10, 50] if args.quick else [10, 25, 50, 75, 100, 125, 150]
+        levels = args.levels or ([10, 50] if args.quick else [10, 25, 50, 75, 100, 125, 150])
         capacity = bench_capacity(server, levels)
     finally:
         server.stop()
