@@ -54,6 +54,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,6 +81,9 @@ class Vendors:
             "CARTESIA_API_KEY": "test-key", "CARTESIA_BASE_URL": self.urls["tts"],
             "STT_ENDPOINTING_MS": str(STT_ENDPOINTING_MS),
         }
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -126,8 +134,7 @@ class Server:
         raise RuntimeError("The server did not start: " + self.process.stderr.read(2000).decode(errors="replace"))
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -219,22 +226,25 @@ def bench_latency(server: Server, calls: int) -> dict:
     return summary
 
 
-def bench_capacity(server: Server, levels: list[int]) -> list[dict]:
+def bench_capacity(server: Server, vendors: Vendors, levels: list[int]) -> list[dict]:
     rows = []
     for level in levels:
         bot = make_bot(f"capacity-{level}")
         cpu_before, started = server.cpu_seconds(), time.monotonic()
+        harness_before = vendors.cpu_seconds() + time.process_time()
         results = asyncio.run(run_calls(server, bot, level, utterances=2, stagger_s=min(0.05, 3.0 / level)))
         elapsed, cpu = time.monotonic() - started, server.cpu_seconds() - cpu_before
+        harness_cpu = vendors.cpu_seconds() + time.process_time() - harness_before
         row = summarize(results, server_turns([cid for cid, _ in results]))
         greetings = [g for g in row.pop("greeting_ms") if g is not None]
         row.update(level=level, greeting_p95_ms=percentile(greetings, 0.95),
                    server_cpu_ms_per_call_second=round(cpu * 1000 / (level * elapsed), 2),
-                   server_cpu_cores=round(cpu / elapsed, 2))
+                   server_cpu_cores=round(cpu / elapsed, 2), harness_cpu_cores=round(harness_cpu / elapsed, 2))
         rows.append(row)
         print(f"  {level:>4} calls: platform p95 {row['platform_p95_ms']} ms, total p95 {row['total_p95_ms']} ms, "
               f"gaps {row['audible_gaps']}, unanswered {row['unanswered']}, "
-              f"server CPU {row['server_cpu_cores']} cores", flush=True)
+              f"server CPU {row['server_cpu_cores']} cores (callers and fakes {row['harness_cpu_cores']}), "
+              f"late caller frames {row['simulator_late_frames']}", flush=True)
         if not ok_at_capacity(row):
             break
     return rows
@@ -267,7 +277,7 @@ def main(argv=None) -> dict:
               f"{latency['greeting_warm_p50_ms']:.0f} ms", flush=True)
         print("  capacity (2 caller turns per call):", flush=True)
         levels = args.levels or ([10, 50] if args.quick else [10, 25, 50, 75, 100, 125, 150])
-        capacity = bench_capacity(server, levels)
+        capacity = bench_capacity(server, vendors, levels)
     finally:
         server.stop()
         vendors.stop()

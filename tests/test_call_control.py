@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -34,7 +35,7 @@ from voicebots.calls.models import Call as CallRecord
 from voicebots.conversation import ConversationEngine, LLMRequest, MessageDone, TextDelta, ToolUseRequested
 from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
-from voicebots.providers.silero_vad import SileroActivity
+from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.telephony.consumer import TIME_LIMIT_GOODBYE_S, session_options
@@ -389,6 +390,27 @@ def test_silero_activity_hears_speech_but_not_silence_or_a_tone():
     recorded = recorded_audio("trouble")  # a spoken sentence, 8 kHz mu-law
     assert speech_frames(recorded) > len(recorded) // 160 // 2
     assert speech_frames(silence(2000)) == 0 and speech_frames(speech(2000)) == 0  # the fakes' tone is no voice
+
+
+def test_batched_detection_of_many_calls_matches_judging_each_call_alone():
+    recorded = recorded_audio("trouble")
+    lines = {"speaker": recorded, "quiet": silence(len(recorded) // 8), "tone": speech(len(recorded) // 8)}
+    alone = {name: SileroActivity() for name in lines}
+    detector = BatchDetector()
+    batched = {name: SileroActivity(detector=detector) for name in lines}
+    for offset in range(0, len(recorded), 160):  # the calls' frames interleave, as on a busy server
+        for name, audio in lines.items():
+            alone[name].update(audio[offset:offset + 160], offset / 8000)
+            batched[name].update(audio[offset:offset + 160], offset / 8000)
+    deadline = time.monotonic() + 10
+    while detector._waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the last batch being judged
+    assert alone["speaker"].last_speech_at is not None
+    for name in lines:
+        assert batched[name].last_speech_at == alone[name].last_speech_at, name
+        assert np.allclose(batched[name]._state, alone[name]._state, atol=1e-4), name
+    assert batched["quiet"].last_speech_at is None and batched["tone"].last_speech_at is None
 
 
 class DeafActivity(VoiceActivity):

@@ -14,9 +14,9 @@ import logging
 from collections import deque
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
@@ -24,13 +24,14 @@ from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
-from voicebots.providers.silero_vad import SileroActivity, load_model
+from voicebots.providers.silero_vad import SileroActivity, shared_detector
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.control import CallControl
 from voicebots.voice.session import CallSession, SessionOptions
 
 from . import vendors
 from .access import StreamAccess, authorize_stream, claim_stream
+from .database import in_call_database_thread
 from .recording import AudioCache, CallRecorder, recorded_audio
 from .rest import hang_up_call, transfer_call
 
@@ -112,13 +113,13 @@ class PlivoTransport:
 
 
 class PlivoStreamConsumer(AsyncWebsocketConsumer):
-    channel_layer_alias = None  # talks only to its own socket: no Redis connection held per call
+    channel_layer_alias = None  # talks only to its own socket: no Redis connection held per call (see __call__)
     call_id: str | None = None
 
     async def connect(self):
         kwargs = self.scope["url_route"]["kwargs"]
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
-        self.access: StreamAccess | None = await database_sync_to_async(authorize_stream)(
+        self.access: StreamAccess | None = await in_call_database_thread(authorize_stream)(
             kwargs["auth_id"], kwargs["bot_id"], token)
         if self.access is None:
             await self.close(code=4403)  # before accept: the handshake is refused
@@ -130,6 +131,18 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         self.malformed = 0
         self.pump = asyncio.create_task(self.transport.pump())
         await self.accept()
+
+    async def __call__(self, scope, receive, send):
+        # Channels' own loop takes each message through a new task and asyncio.wait: three turns of the event
+        # loop per message. On a busy server a turn takes milliseconds, which held a call below the 50 frames a
+        # second Plivo sends, so its audio fell further behind for as long as it lasted. Awaiting the queue
+        # directly drains whatever has arrived in one turn. (No channel layer: this consumer has no groups.)
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         # Channels' own dispatch first closes stale database connections in a worker thread, a thread hop
@@ -196,7 +209,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         if not call_uuid or not stream_id:
             self._skip("start without callId or streamId")
             return await self.close(code=4400)
-        call = await database_sync_to_async(claim_stream)(self.access, call_uuid, stream_id)
+        call = await in_call_database_thread(claim_stream)(self.access, call_uuid, stream_id)
         if call is None:
             logger.warning("Refused a stream for ended or foreign call %s", call_uuid)
             return await self.close(code=4409)
@@ -206,9 +219,9 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         self.transport.stream_id = stream_id
         if "mulaw" not in str(encoding):
             await self._record("unsupported_audio", encoding=str(encoding))
-        runtime = await database_sync_to_async(self._load_runtime)(call)
-        await asyncio.to_thread(load_model)  # once per process, and not on the event loop
-        self.handler = self._build_handler(runtime)
+        runtime = await in_call_database_thread(self._load_runtime)(call)
+        detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
+        self.handler = self._build_handler(runtime, detector)
         await self.handler.start()
 
     def _load_runtime(self, call: Call):
@@ -227,7 +240,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
                      "Channel": f"phone call ({call.direction}); keep answers short and speakable"},
         )
 
-    def _build_handler(self, runtime):
+    def _build_handler(self, runtime, detector):
         if runtime is None:
             return Announcement(self.transport, recorded_audio("not_configured"),
                                 "Sorry, this line is not set up to take calls yet.")
@@ -239,22 +252,22 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             config=runtime.config, engine=engine, transport=self.transport,
             stt=vendors.speech_to_text(bot), tts=vendors.voice(bot), fallback_tts=vendors.fallback_voice(bot),
             audio_cache=AudioCache(), observer=CallRecorder(self.call), control=control,
-            activity=SileroActivity(), options=session_options(bot),
+            activity=SileroActivity(detector=detector), options=session_options(bot),
         )
 
     async def transfer(self, destination: str) -> bool:
         """Hand the caller over through Plivo; the stream then stops and the call record is finalized."""
         call = getattr(self, "call", None)
-        return call is not None and await database_sync_to_async(transfer_call)(call, destination)
+        return call is not None and await in_call_database_thread(transfer_call)(call, destination)
 
     async def _record(self, kind: str, **detail) -> None:
-        await database_sync_to_async(calls.record_event)(self.call, kind, **detail)
+        await in_call_database_thread(calls.record_event)(self.call, kind, **detail)
 
     async def hang_up(self, reason: str) -> None:
         """End the call from our side: through Plivo's API when we can, and by closing the stream."""
         call = getattr(self, "call", None)
         if call is not None:
-            await database_sync_to_async(hang_up_call)(call)
+            await in_call_database_thread(hang_up_call)(call)
         await self._end(reason)
         await self.close()
 
@@ -269,7 +282,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         call = getattr(self, "call", None)
         if call is not None:
             history = getattr(handler, "history", None)
-            await database_sync_to_async(_finish)(call, reason, history, self.transport.dropped)
+            await in_call_database_thread(_finish)(call, reason, history, self.transport.dropped)
 
 
 def session_options(bot) -> SessionOptions:

@@ -1,15 +1,17 @@
 """Writes a call's turns, incidents and DTMF to its record as they happen, and caches fixed audio."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
-from channels.db import database_sync_to_async
 from django.core.cache import cache
 
 from voicebots.calls.models import Call, CallEvent, CallTurn
 from voicebots.chats.events import tool_call_dict
 from voicebots.voice.ports import BaseCallObserver, TurnRecord
+
+from .database import in_call_database_thread
 
 ASSETS = Path(__file__).resolve().parent.parent / "voice" / "assets"
 AUDIO_CACHE_SECONDS = 30 * 24 * 3600
@@ -37,10 +39,15 @@ class AudioCache:
 class CallRecorder(BaseCallObserver):
     def __init__(self, call: Call) -> None:
         self.call = call
+        self._in_order = asyncio.Lock()  # a turn is written more than once: the last version must land last
+
+    async def _write(self, func, **kwargs) -> None:
+        async with self._in_order:
+            await in_call_database_thread(func)(**kwargs)
 
     async def on_turn(self, record: TurnRecord) -> None:
-        await database_sync_to_async(CallTurn.objects.update_or_create)(
-            call=self.call, index=record.index,
+        await self._write(
+            CallTurn.objects.update_or_create, call=self.call, index=record.index,
             defaults={
                 "caller_text": record.caller_text, "bot_text": record.bot_text, "interrupted": record.interrupted,
                 "timings": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in record.timings.items()},
@@ -51,7 +58,7 @@ class CallRecorder(BaseCallObserver):
             await self.on_incident("turn_error", record.error)
 
     async def on_incident(self, kind: str, detail: str) -> None:
-        await database_sync_to_async(CallEvent.objects.create)(call=self.call, kind=kind, detail={"detail": detail})
+        await self._write(CallEvent.objects.create, call=self.call, kind=kind, detail={"detail": detail})
 
     async def on_dtmf(self, digit: str) -> None:
-        await database_sync_to_async(CallEvent.objects.create)(call=self.call, kind="dtmf", detail={"digit": digit})
+        await self._write(CallEvent.objects.create, call=self.call, kind="dtmf", detail={"digit": digit})

@@ -34,12 +34,18 @@ def _encode_table() -> np.ndarray:
 
 
 _DECODE = _decode_table()
+_DECODE_FLOAT = _DECODE.astype(np.float32) / 32768.0
 _ENCODE = _encode_table()
 
 
 def mulaw_to_pcm16(data: bytes) -> np.ndarray:
     """Linear 16-bit samples of mu-law bytes."""
     return _DECODE[np.frombuffer(data, dtype=np.uint8)]
+
+
+def mulaw_to_float(data: bytes) -> np.ndarray:
+    """Samples of mu-law bytes as float32 in [-1, 1), as audio models take them."""
+    return _DECODE_FLOAT[np.frombuffer(data, dtype=np.uint8)]
 
 
 def pcm16_to_mulaw(samples: np.ndarray) -> bytes:

@@ -15,6 +15,7 @@ model error is answered with an apology, a failed voice is replaced by the fallb
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -71,6 +72,7 @@ DEFAULT_SILENCE_GOODBYE = "I haven't heard from you, so I'll end the call now. G
 DEFAULT_TIME_LIMIT_GOODBYE = "I'm sorry, we have reached the time limit for this call. Goodbye!"
 SILENCE_CHECK_S = 0.1
 FRAMES_PER_SECOND = 50
+STT_MESSAGE_MAX_FRAMES = 5  # backlogged caller audio goes to the STT in messages of up to 100 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class SessionOptions:
     words are still unfinalized (None: never).
     `stt_reconnect_delays_s`: waits before each attempt to reopen a lost STT stream; after the last, give up.
     `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
+    `stt_message_frames`: 20 ms frames of caller audio per message to the STT (Deepgram takes 20-100 ms): two
+    halve the messages for at most 20 ms of added wait; frames that queued up meanwhile go along, up to 100 ms.
     `unfinished_turn_hold_s`: extra wait for more words when the caller stops on something unfinished (a number,
     an e-mail address, a spelled sequence; see `turns.sounds_unfinished`); 0 answers at the vendor's endpoint.
     `caller_silence_s`: caller silence after the bot finished speaking before it re-prompts once, and then again
@@ -105,6 +109,7 @@ class SessionOptions:
     finalize_after_silence_s: float | None = 0.7
     stt_reconnect_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
     stt_backlog_s: float = 2.0
+    stt_message_frames: int = 2
     tts_timeout_s: float = 5.0
     close_timeout_s: float = 1.0
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
@@ -380,12 +385,16 @@ class CallSession:
         backlog: deque[bytes] = deque(maxlen=max(1, int(self._options.stt_backlog_s * FRAMES_PER_SECOND)))
         while True:
             backlog.append(await self._inbound.get())
-            if not self._stt_open.is_set():
+            while not self._inbound.empty():  # frames that arrived meanwhile (a busy process) go out together
+                backlog.append(self._inbound.get_nowait())
+            if not self._stt_open.is_set() or len(backlog) < self._options.stt_message_frames:
                 continue
             try:
                 while backlog:
-                    await self._stt.send_audio(backlog[0])
-                    backlog.popleft()
+                    frames = min(len(backlog), STT_MESSAGE_MAX_FRAMES)
+                    await self._stt.send_audio(b"".join(itertools.islice(backlog, frames)))
+                    for _ in range(frames):
+                        backlog.popleft()
                 await self._finalize_if_quiet()
             except SpeechToTextError:
                 self._stt_open.clear()  # the listener sees the loss too and reconnects
