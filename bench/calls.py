@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -111,19 +112,27 @@ def serve_vendors() -> None:
 
 
 class Server:
-    """Daphne serving the app on the benchmark database, pointed at the fakes."""
+    """The product's web server (config/webserver.py: Daphne processes on one socket) on the benchmark
+    database, pointed at the fakes."""
 
-    def __init__(self, vendors: Vendors) -> None:
+    def __init__(self, vendors: Vendors, processes: int | None = None) -> None:
         from django.conf import settings
 
-        self.port = free_port()
+        from config.webserver import WEB_PROCESSES_DEFAULT, daphne_command, listening_socket
+
+        self.processes_count = processes or WEB_PROCESSES_DEFAULT
+        sock = listening_socket("127.0.0.1", 0)
+        self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **vendors.environment(), "DATABASE_URL": settings.DATABASE_URL,
                "REDIS_URL": settings.REDIS_URL, "PUBLIC_BASE_URL": self.url, "PLIVO_VERIFY_SIGNATURES": "false",
-               "LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "ERROR"), "DEBUG": "false", "SECRET_KEY": settings.SECRET_KEY}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               "LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "ERROR"), "DEBUG": "false",
+               "SECRET_KEY": settings.SECRET_KEY}
+        self.log = tempfile.TemporaryFile()
+        self.processes = [subprocess.Popen(daphne_command(sock), cwd=ROOT, env=env, pass_fds=(sock.fileno(),),
+                                           stdout=subprocess.DEVNULL, stderr=self.log)
+                          for _ in range(self.processes_count)]
+        sock.close()  # the children hold it
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -131,17 +140,20 @@ class Server:
                 return
             except httpx.HTTPError:
                 time.sleep(0.2)
-        raise RuntimeError("The server did not start: " + self.process.stderr.read(2000).decode(errors="replace"))
+        self.log.seek(0)
+        raise RuntimeError("The server did not start: " + self.log.read(2000).decode(errors="replace"))
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
+        return sum(process_cpu_seconds(process.pid) for process in self.processes)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def make_bot(name: str):

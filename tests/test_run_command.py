@@ -89,7 +89,7 @@ def test_run_serves_everything_then_stops_every_server(tmp_path, stop_signal):
     dev_dir = tmp_path / "dev"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port))
+    env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port), WEB_PROCESSES="2")
     runner = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -101,6 +101,8 @@ def test_run_serves_everything_then_stops_every_server(tmp_path, stop_signal):
         assert httpx.get(f"http://127.0.0.1:{port}/api/schema/").status_code == 200
         assert processes_mentioning(str(dev_dir)), "the embedded PostgreSQL should be running"
         children = descendants(runner.pid)
+        web = [pid for pid in children if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(web) == 2, "two web processes share the port"
         assert redis_answers(redis_socket), "the embedded Redis should be running"
     finally:
         runner.send_signal(stop_signal)

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from config.webserver import WEB_PROCESSES_DEFAULT, daphne_command, listening_socket
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -42,8 +44,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument("--web-processes", type=int,
+                            default=int(os.environ.get("WEB_PROCESSES") or WEB_PROCESSES_DEFAULT),
+                            help="Daphne processes sharing the port (default: one per core).")
 
-    def handle(self, *args, host, port, concurrency, **options):
+    def handle(self, *args, host, port, concurrency, web_processes, **options):
         die_with_parent()
         self.stopping = False
         signal.signal(signal.SIGINT, self._request_stop)
@@ -55,17 +60,20 @@ class Command(BaseCommand):
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL,
                "DJANGO_SETTINGS_MODULE": "config.settings"}
         python = sys.executable
+        web_socket = listening_socket(host, port)
         commands = {
-            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            **{f"web-{n}": daphne_command(web_socket) for n in range(1, max(1, web_processes) + 1)},
             "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info",
                        "--concurrency", str(concurrency), "-n", "worker@%h"],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info",
                      "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
         }
         children = {
-            name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, preexec_fn=die_with_parent)
+            name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, preexec_fn=die_with_parent,
+                                   pass_fds=(web_socket.fileno(),) if name.startswith("web") else ())
             for name, cmd in commands.items()
         }
+        web_socket.close()  # the web processes hold it
         self.stdout.write(f"Database: {_describe(settings.DATABASE_URL)}  Redis: {settings.REDIS_URL}")
         self.stdout.write(self.style.SUCCESS(
             f"Voicebots is running on http://{host}:{port}/ (admin /admin/, API docs /api/docs/). Ctrl-C stops it."
