@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import deque
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
@@ -58,6 +58,7 @@ class PhoneLeg(FakeTransport):
         self.transfer_ok = transfer_ok
         self.transfers: list[tuple[float, str]] = []
         self.hung_up_at: float | None = None
+        self.dtmf: list[str] = []
 
     async def hang_up(self) -> None:
         self.hung_up = True
@@ -68,7 +69,7 @@ class PhoneLeg(FakeTransport):
         return self.transfer_ok
 
     async def send_dtmf(self, digits: str) -> None:
-        pass
+        self.dtmf.append(digits)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Step:
 
     fragments: list[str]
     tool: str | None = None
+    tool_input: dict[str, Any] = field(default_factory=dict)
 
 
 class ToolScriptedLLM:
@@ -98,8 +100,8 @@ class ToolScriptedLLM:
             yield MessageDone("end_turn", {}, content)
             return
         tool_id = f"toolu_{len(self.requests)}"
-        yield ToolUseRequested(tool_id, step.tool, {})
-        content.append({"type": "tool_use", "id": tool_id, "name": step.tool, "input": {}})
+        yield ToolUseRequested(tool_id, step.tool, step.tool_input)
+        content.append({"type": "tool_use", "id": tool_id, "name": step.tool, "input": step.tool_input})
         yield MessageDone("tool_use", {}, content)
 
 
@@ -125,10 +127,11 @@ class Call:
 
 @asynccontextmanager
 async def running_call(llm: Any, transcripts: list[str], *, destination: str = "", transfer_ok: bool = True,
-                       activity: Any = None, **options: Any) -> AsyncIterator[Call]:
+                       activity: Any = None, keys: bool = False, **options: Any) -> AsyncIterator[Call]:
     async with FakeDeepgram(transcripts) as deepgram, FakeCartesia(ms_per_char=MS_PER_CHAR) as cartesia:
         transport, recorder, webhooks = PhoneLeg(transfer_ok), Recorder(), Webhooks()
-        control = CallControl(webhooks, transfer_destination=destination)
+        control = CallControl(webhooks, transfer_destination=destination,
+                              send_dtmf=transport.send_dtmf if keys else None)
         session = CallSession(
             config=CONFIG, engine=ConversationEngine(llm, tool_runner=control), transport=transport,
             stt=DeepgramSTT(deepgram.api_key, websocket_url=deepgram.ws_url),
@@ -203,6 +206,31 @@ async def test_other_tools_still_reach_the_bot_functions():
     assert result.content == "done" and control.take_action() is None
     refused = await control.run(ToolCall("t2", "transfer_call", {}))  # no destination configured
     assert refused.content == "done" and control.take_action() is None
+
+
+async def test_the_bot_presses_keys_for_a_phone_menu_and_goes_on_talking():
+    llm = ToolScriptedLLM(Step([], tool="send_dtmf", tool_input={"digits": "2 #"}), Step(["I chose billing."]))
+    async with running_call(llm, ["For billing press two, then hash."], keys=True) as call:
+        await call.caller.say(700)
+        await wait_until(lambda: call.recorder.turns, timeout=8)
+        assert tool_names(llm.requests[0]) == ["end_call", "send_dtmf"]
+        assert call.transport.dtmf == ["2#"]
+        assert call.recorder.turns[0].bot_text == "I chose billing."
+        assert not call.transport.hung_up and call.webhooks.calls == []
+
+
+async def test_keys_are_checked_and_offered_only_when_they_can_be_sent():
+    pressed: list[str] = []
+
+    async def press(digits: str) -> None:
+        pressed.append(digits)
+
+    control = CallControl(Webhooks(), send_dtmf=press)
+    wrong = await control.run(ToolCall("t1", "send_dtmf", {"digits": "call me"}))
+    assert wrong.is_error and pressed == []
+    assert not (await control.run(ToolCall("t2", "send_dtmf", {"digits": "*9a"}))).is_error
+    assert pressed == ["*9A"]
+    assert "send_dtmf" not in [spec.name for spec in CallControl(Webhooks()).specs]
 
 
 # --- Silence and time limits ----------------------------------------------------------------------

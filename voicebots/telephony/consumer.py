@@ -246,7 +246,10 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
                                 "Sorry, this line is not set up to take calls yet.")
         bot = self.bot
         # The call-control tools are answered before the bot's functions: the engine runs them through it.
-        control = CallControl(runtime.engine_parts.get("tool_runner"), transfer_destination=bot.transfer_destination)
+        # Keys are offered on outbound calls, which may reach an automated phone menu.
+        send_dtmf = self.transport.send_dtmf if self.call.direction == "outbound" else None
+        control = CallControl(runtime.engine_parts.get("tool_runner"), transfer_destination=bot.transfer_destination,
+                              send_dtmf=send_dtmf)
         engine = BotRuntime(runtime.config, {**runtime.engine_parts, "tool_runner": control}).engine()
         return CallSession(
             config=runtime.config, engine=engine, transport=self.transport,
