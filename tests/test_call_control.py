@@ -33,6 +33,7 @@ from tests.test_voice_pipeline import CONFIG, LONG_REPLY, MS_PER_CHAR, FakeCalle
 from voicebots.bots.models import Voicebot
 from voicebots.calls.models import Call as CallRecord
 from voicebots.conversation import ConversationEngine, LLMRequest, MessageDone, TextDelta, ToolUseRequested
+from voicebots.conversation.history import text_of
 from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
@@ -394,6 +395,37 @@ async def test_a_backchannel_lets_the_bot_finish_its_reply():
         assert not call.transport.clears and not call.recorder.turns[0].interrupted
         assert call.recorder.turns[0].bot_text == "".join(LONG_REPLY).strip()
         assert len(llm.requests) == 1  # the acknowledgement was not answered
+
+
+async def test_a_false_interruption_lets_the_bot_say_the_rest_of_its_reply():
+    llm = ToolScriptedLLM(Step(LONG_REPLY))
+    # The interim results take the noise for words; the final transcript revises them away.
+    async with running_call(llm, ["Do you have a table tonight?", ("Wait a", "")], false_interruption_s=0.5) as call:
+        await call.caller.say(600)
+        await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
+        await call.caller.say(500)
+        await wait_until(lambda: call.transport.clears, timeout=5)
+        await wait_until(lambda: len(call.recorder.turns) == 2, timeout=10)
+        cut, rest = call.recorder.turns
+        assert cut.interrupted and cut.bot_text and rest.caller_text == ""
+        assert f"{cut.bot_text} {rest.bot_text}" == "".join(LONG_REPLY).strip()  # nothing repeated, nothing lost
+        assert "false_interruption" in call.recorder.incident_kinds()
+        assert len(llm.requests) == 1  # the model was not asked again
+        assert text_of(call.session.history[-1]) == "".join(LONG_REPLY).strip()
+
+
+async def test_an_acknowledgement_after_a_barge_in_resumes_but_a_question_is_answered():
+    llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]))
+    async with running_call(llm, ["Do you have a table tonight?", ("Okay so", "Okay."), "Seven for me?"]) as call:
+        await call.caller.say(600)
+        await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
+        await call.caller.say(400)
+        await wait_until(lambda: len(call.recorder.turns) == 2, timeout=10)
+        assert len(llm.requests) == 1 and "false_interruption" in call.recorder.incident_kinds()
+        await wait_until(lambda: len(call.transport.clears) == 1, timeout=1)
+        await call.caller.say(600)  # a real question cuts the resumed reply off and is answered
+        await wait_until(lambda: len(call.recorder.turns) == 3, timeout=10)
+        assert call.recorder.turns[2].bot_text == "Seven it is."
 
 
 async def test_with_interruptions_off_the_caller_is_answered_after_the_bot_finishes():

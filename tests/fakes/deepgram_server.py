@@ -95,10 +95,11 @@ class _Burst:
     end_s: float
     speech_ms: int = 0
     last_interim_ms: int = 0
+    interim: str | None = None  # what interim results show, when it differs from the final transcript
 
     @property
     def words(self) -> list[str]:
-        return self.transcript.split()
+        return (self.transcript if self.interim is None else self.interim).split()
 
 
 def _flag(query: dict[str, str], name: str) -> bool:
@@ -158,7 +159,10 @@ class _Listener:
 
     def on_speech(self, frame_start: float) -> None:
         if self.burst is None:
-            self.burst = _Burst(self.fake.next_transcript(), frame_start, frame_start)
+            script = self.fake.next_transcript()
+            # (interim, final): interim results show words the final then revises away, as on a noisy line.
+            interim, final = script if isinstance(script, tuple) else (None, script)
+            self.burst = _Burst(final, frame_start, frame_start, interim=interim)
             self.last_word_end = None
             if self.vad_events:
                 self.emit({"type": "SpeechStarted", "channel": [0], "timestamp": round(frame_start, 3)})
@@ -278,7 +282,7 @@ class FakeDeepgram:
     def script(self, *transcripts: str) -> None:
         self._script.extend(transcripts)
 
-    def next_transcript(self) -> str:
+    def next_transcript(self) -> str | tuple[str, str]:
         return self._script.popleft() if self._script else ""
 
     async def drop(self, code: int = 1011, reason: str = "Internal server error") -> None:

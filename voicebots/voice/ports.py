@@ -225,7 +225,7 @@ class TurnRecord:
 
 
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
-                       "caller_silent", "max_duration"]
+                       "caller_silent", "max_duration", "false_interruption"]
 
 
 class CallObserver(Protocol):

@@ -72,6 +72,7 @@ DEFAULT_SILENCE_GOODBYE = "I haven't heard from you, so I'll end the call now. G
 DEFAULT_TIME_LIMIT_GOODBYE = "I'm sorry, we have reached the time limit for this call. Goodbye!"
 SILENCE_CHECK_S = 0.1
 FRAMES_PER_SECOND = 50
+FALSE_INTERRUPTION_WINDOW_S = 10.0  # an acknowledgement this long after a barge-in no longer resumes the reply
 STT_MESSAGE_MAX_FRAMES = 5  # backlogged caller audio goes to the STT in messages of up to 100 ms
 
 
@@ -90,6 +91,9 @@ class SessionOptions:
     `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
     `stt_message_frames`: 20 ms frames of caller audio per message to the STT (Deepgram takes 20-100 ms): two
     halve the messages for at most 20 ms of added wait; frames that queued up meanwhile go along, up to 100 ms.
+    `false_interruption_s`: after a barge-in, if the caller then says nothing (the words of the interim
+    transcript were revised away) or only an acknowledgement, the bot says the rest of its interrupted reply once
+    the line has been quiet this long (None: never resume).
     `unfinished_turn_hold_s`: extra wait for more words when the caller stops on something unfinished (a number,
     an e-mail address, a spelled sequence; see `turns.sounds_unfinished`); 0 answers at the vendor's endpoint.
     `caller_silence_s`: caller silence after the bot finished speaking before it re-prompts once, and then again
@@ -104,6 +108,7 @@ class SessionOptions:
     min_interruption_words: int = 1
     interruptions_enabled: bool = True
     barge_in_confirm_s: float = 1.0
+    false_interruption_s: float | None = 1.5
     backchannel_words: tuple[str, ...] = DEFAULT_BACKCHANNEL_WORDS
     speech_rms: float = DEFAULT_SPEECH_RMS
     finalize_after_silence_s: float | None = 0.7
@@ -143,6 +148,17 @@ class _BotTurn:
     sending_done: bool = False
     interrupted: bool = False
     recorded: bool = False
+    resumes: _Resumable | None = None  # set on a turn that says the rest of a falsely interrupted reply
+
+
+@dataclass(slots=True)
+class _Resumable:
+    """A reply cut off by a barge-in, kept until it is clear whether the caller really took the turn."""
+
+    turn: _BotTurn
+    heard: str  # of the reply, what the caller heard before the barge-in
+    rest: str  # what they did not hear
+    at: float
 
 
 class _ReplySink(BaseEventSink):
@@ -203,6 +219,7 @@ class CallSession:
         self._closing = False  # the bot is saying its last words: the caller can no longer interrupt them
         self._last_activity = time.monotonic()  # of the caller or the bot: silence is counted from it
         self._caller_active_at = 0.0
+        self._resumable: _Resumable | None = None
 
     # --- What the transport calls -------------------------------------------------------------------
 
@@ -461,6 +478,10 @@ class CallSession:
                 self._spawn(self._answer_when_heard(ended))
                 return
             await self._interrupt()
+            self._resumable = None  # the caller took the turn
+        elif (resumable := self._take_resumable()) is not None and self._barge_in.is_backchannel(ended.text):
+            self._resume(resumable)  # the barge-in was only an acknowledgement
+            return
         timeline = Timeline(started=now)
         timeline.mark("speech_ended", self._activity.last_speech_at or now)
         timeline.mark("transcript_final", now)
@@ -638,7 +659,59 @@ class CallSession:
             self.history = history_after_greeting(heard)
         elif turn.kind == "reply":
             self.history = history_after_reply(turn.prior_history, turn.caller_text, turn.spoken, heard, turn.result)
+            self._keep_resumable(turn, heard)
+        elif turn.resumes is not None:
+            self._keep_resumable(turn.resumes.turn, turn.resumes.heard + heard)
         await self._write_record(turn)
+
+    # --- False interruptions --------------------------------------------------------------------------
+
+    def _keep_resumable(self, reply: _BotTurn, heard: str) -> None:
+        """Remember the unheard rest of an interrupted reply, in case the caller does not take the turn."""
+        rest = reply.spoken[len(heard):].strip() if reply.spoken.startswith(heard) else ""
+        if not rest or self._closing or self._options.false_interruption_s is None:
+            self._resumable = None
+            return
+        self._resumable = _Resumable(reply, heard, rest, time.monotonic())
+        self._spawn(self._resume_if_nothing_said(self._resumable))
+
+    def _take_resumable(self) -> _Resumable | None:
+        resumable, self._resumable = self._resumable, None
+        if resumable is None or time.monotonic() - resumable.at > FALSE_INTERRUPTION_WINDOW_S:
+            return None
+        return resumable
+
+    async def _resume_if_nothing_said(self, resumable: _Resumable) -> None:
+        """Resume once the line has stayed quiet, with no words pending, for `false_interruption_s`."""
+        quiet_needed = self._options.false_interruption_s or 0.0
+        while self._resumable is resumable:
+            await asyncio.sleep(0.1)
+            silent_for = self._activity.silent_for(time.monotonic())
+            caller_quiet = silent_for is None or silent_for >= quiet_needed
+            if (self._resumable is resumable and caller_quiet and not self._turn_taker.has_unfinalized_words
+                    and time.monotonic() - resumable.at >= quiet_needed):
+                self._resumable = None
+                self._resume(resumable)
+
+    def _resume(self, resumable: _Resumable) -> None:
+        logger.info("False interruption: saying the rest of the reply")
+        self._spawn(self._incident("false_interruption", f"resumed after {len(resumable.heard)} characters heard"))
+        turn = self._new_turn("prompt", "", Timeline.now())
+        turn.resumes = resumable
+        turn.task = self._spawn(self._say_rest(turn, resumable))
+
+    async def _say_rest(self, turn: _BotTurn, resumable: _Resumable) -> None:
+        speech = self._spoken_reply(turn)
+        for segment in _segments_of(resumable.rest, self._options.segmenter):
+            speech.say(segment)
+        speech.finish()
+        await speech.run()
+        turn.spoken = speech.text
+        reply = resumable.turn
+        # The history tells the model the reply was heard after all, as far as it has now been sent.
+        self.history = history_after_reply(reply.prior_history, reply.caller_text, reply.spoken,
+                                           resumable.heard + speech.sent_text, reply.result)
+        self._finish_sending(turn)
 
     # --- Records ------------------------------------------------------------------------------------
 
