@@ -128,8 +128,9 @@ class Call:
 
 @asynccontextmanager
 async def running_call(llm: Any, transcripts: list[str], *, destination: str = "", transfer_ok: bool = True,
-                       activity: Any = None, keys: bool = False, **options: Any) -> AsyncIterator[Call]:
-    async with FakeDeepgram(transcripts) as deepgram, FakeCartesia(ms_per_char=MS_PER_CHAR) as cartesia:
+                       activity: Any = None, keys: bool = False, interim_every_ms: int = 100,
+                       **options: Any) -> AsyncIterator[Call]:
+    async with FakeDeepgram(transcripts, interim_every_ms=interim_every_ms) as deepgram, FakeCartesia(ms_per_char=MS_PER_CHAR) as cartesia:
         transport, recorder, webhooks = PhoneLeg(transfer_ok), Recorder(), Webhooks()
         control = CallControl(webhooks, transfer_destination=destination,
                               send_dtmf=transport.send_dtmf if keys else None)
@@ -383,6 +384,44 @@ def test_acknowledgements_do_not_count_as_interrupting_words():
     assert InterruptionRules(min_words=2).is_backchannel("ok stop")
     assert not InterruptionRules(min_words=2).is_backchannel("please stop")
     assert InterruptionRules(backchannel_words=["got it"]).is_backchannel("Got it.")
+
+
+def test_an_interim_ending_on_the_start_of_an_acknowledgement_waits_for_the_next_word():
+    rules = InterruptionRules()
+    assert rules.is_backchannel("Got", partial=True) and rules.is_backchannel("Got it.")
+    assert not rules.is_backchannel("Got a question", partial=True)
+    assert not rules.is_backchannel("Got")  # a final transcript is taken as it is
+    assert not rules.is_backchannel("Wait", partial=True)
+
+
+class LateActivity(VoiceActivity):
+    """A detector whose verdict on speech comes `delay_s` after the sound (a busy batch, a slow start)."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.loud_since: float | None = None
+
+    def update(self, audio: bytes, now: float) -> bool:
+        heard_before = self.last_speech_at
+        loud = super().update(audio, now)
+        self.loud_since = (self.loud_since or now) if loud else None
+        self.speaking = loud and now - self.loud_since >= self.delay_s
+        self.last_speech_at = now if self.speaking else heard_before
+        return self.speaking
+
+
+async def test_interim_words_ahead_of_the_voice_detector_interrupt_once_it_hears_the_voice():
+    llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]))
+    # Interim results at 400 and 800 ms of speech; the voice detector hears the voice from 500 ms on.
+    async with running_call(llm, ["Do you have a table tonight?", "Wait, seven please"],
+                            activity=LateActivity(0.5), interim_every_ms=400, finalize_after_silence_s=None) as call:
+        await call.caller.say(600)
+        await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
+        await asyncio.sleep(1.0)  # the question's own voice is no longer recent; the bot still speaks
+        started = time.monotonic()
+        await call.caller.say(900)
+        assert call.transport.clears and call.transport.clears[0] < started + 0.7  # not left for the next words
 
 
 async def test_a_backchannel_lets_the_bot_finish_its_reply():

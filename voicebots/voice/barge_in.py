@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-DEFAULT_BACKCHANNEL_WORDS = ("ok", "okay", "yeah", "uh-huh", "uh huh", "right", "mhm", "mm-hmm", "sure")
+DEFAULT_BACKCHANNEL_WORDS = ("ok", "okay", "yeah", "yep", "uh-huh", "uh huh", "right", "all right", "alright", "mhm",
+                             "mm-hmm", "sure", "got it")
 _NOT_A_WORD = re.compile(r"[^\w'\s]+")
 
 
@@ -26,9 +27,12 @@ class InterruptionRules:
         phrases = {tuple(_tokens(phrase)) for phrase in backchannel_words}
         self._phrases = sorted((phrase for phrase in phrases if phrase), key=len, reverse=True)
 
-    def meaningful_words(self, text: str) -> int:
-        """Words of `text` that are not acknowledgements."""
+    def meaningful_words(self, text: str, *, partial: bool = False) -> int:
+        """Words of `text` that are not acknowledgements. `partial`: the text of an interim result, whose last
+        words may be the start of an acknowledgement still being said ("got" of "got it"): they wait."""
         tokens, count, position = _tokens(text), 0, 0
+        if partial:
+            tokens = tokens[:len(tokens) - self._unfinished_phrase_length(tokens)]
         while position < len(tokens):
             phrase = next((p for p in self._phrases if tuple(tokens[position:position + len(p)]) == p), None)
             if phrase is None:
@@ -38,6 +42,14 @@ class InterruptionRules:
                 position += len(phrase)
         return count
 
-    def is_backchannel(self, text: str) -> bool:
+    def _unfinished_phrase_length(self, tokens: list[str]) -> int:
+        """How many of the last tokens are the beginning (not the whole) of an acknowledgement phrase."""
+        for phrase in self._phrases:
+            for length in range(min(len(phrase) - 1, len(tokens)), 0, -1):
+                if tuple(tokens[-length:]) == phrase[:length]:
+                    return length
+        return 0
+
+    def is_backchannel(self, text: str, *, partial: bool = False) -> bool:
         """Too few meaningful words to take the turn from a speaking bot."""
-        return self.meaningful_words(text) < self.min_words
+        return self.meaningful_words(text, partial=partial) < self.min_words

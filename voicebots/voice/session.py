@@ -37,6 +37,7 @@ from voicebots.conversation.ports import (
 )
 
 from .activity import DEFAULT_SPEECH_RMS, VoiceActivity
+from .audio import rms
 from .barge_in import DEFAULT_BACKCHANNEL_WORDS, InterruptionRules
 from .control import CallControl, ControlAction
 from .heard import history_after_greeting, history_after_reply
@@ -72,6 +73,7 @@ DEFAULT_SILENCE_GOODBYE = "I haven't heard from you, so I'll end the call now. G
 DEFAULT_TIME_LIMIT_GOODBYE = "I'm sorry, we have reached the time limit for this call. Goodbye!"
 SILENCE_CHECK_S = 0.1
 FRAMES_PER_SECOND = 50
+VAD_RECHECK_S = 0.3  # interim words wait this long for the voice detector to hear the speech behind them
 FALSE_INTERRUPTION_WINDOW_S = 10.0  # an acknowledgement this long after a barge-in no longer resumes the reply
 STT_MESSAGE_MAX_FRAMES = 5  # backlogged caller audio goes to the STT in messages of up to 100 ms
 
@@ -89,8 +91,9 @@ class SessionOptions:
     words are still unfinalized (None: never).
     `stt_reconnect_delays_s`: waits before each attempt to reopen a lost STT stream; after the last, give up.
     `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
-    `stt_message_frames`: 20 ms frames of caller audio per message to the STT (Deepgram takes 20-100 ms): two
-    halve the messages for at most 20 ms of added wait; frames that queued up meanwhile go along, up to 100 ms.
+    `stt_message_frames`: 20 ms frames of quiet caller audio per message to the STT (Deepgram takes 20-100 ms):
+    two halve the messages while the caller listens; a frame with speech-level energy goes at once. Frames that
+    queued up meanwhile go along, up to 100 ms.
     `false_interruption_s`: after a barge-in, if the caller then says nothing (the words of the interim
     transcript were revised away) or only an acknowledgement, the bot says the rest of its interrupted reply once
     the line has been quiet this long (None: never resume).
@@ -220,6 +223,7 @@ class CallSession:
         self._last_activity = time.monotonic()  # of the caller or the bot: silence is counted from it
         self._caller_active_at = 0.0
         self._resumable: _Resumable | None = None
+        self._vad_recheck: asyncio.Task[None] | None = None
 
     # --- What the transport calls -------------------------------------------------------------------
 
@@ -404,8 +408,10 @@ class CallSession:
             backlog.append(await self._inbound.get())
             while not self._inbound.empty():  # frames that arrived meanwhile (a busy process) go out together
                 backlog.append(self._inbound.get_nowait())
-            if not self._stt_open.is_set() or len(backlog) < self._options.stt_message_frames:
+            if not self._stt_open.is_set():
                 continue
+            if len(backlog) < self._options.stt_message_frames and rms(backlog[-1]) < self._options.speech_rms:
+                continue  # quiet audio may wait for the next frame; speech goes at once (barge-in, endpoints)
             try:
                 while backlog:
                     frames = min(len(backlog), STT_MESSAGE_MAX_FRAMES)
@@ -434,14 +440,31 @@ class CallSession:
             if isinstance(signal, CallerSpeaking):
                 self._finalize_requested = False
                 self._cancel_hold()
-                if (self._barge_in.enabled and self._bot_busy() and self._heard_speech_lately()
-                        and not self._barge_in.is_backchannel(signal.text)):
-                    await self._interrupt()
+                if (self._barge_in.enabled and self._bot_busy()
+                        and not self._barge_in.is_backchannel(signal.text, partial=True)):
+                    if self._heard_speech_lately():
+                        await self._interrupt()
+                    elif self._vad_recheck is None:
+                        # The words may come before the voice detector's verdict on the same audio.
+                        self._vad_recheck = self._spawn(self._interrupt_once_voice_is_heard())
             elif isinstance(signal, CallerTurnEnded):
                 await self._on_caller_turn(signal)
             elif isinstance(signal, CallerPaused):
                 self._cancel_hold()
                 self._hold = self._spawn(self._end_turn_after(signal.hold_s))
+
+    async def _interrupt_once_voice_is_heard(self) -> None:
+        try:
+            deadline = time.monotonic() + VAD_RECHECK_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                if not (self._bot_busy() and self._turn_taker.has_unfinalized_words):
+                    return
+                if self._heard_speech_lately():
+                    await self._interrupt()
+                    return
+        finally:
+            self._vad_recheck = None
 
     def _heard_speech_lately(self) -> bool:
         silent_for = self._activity.silent_for(time.monotonic())
