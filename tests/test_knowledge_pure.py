@@ -444,6 +444,31 @@ def test_get_embedder_is_a_process_wide_singleton(embedder, monkeypatch):
     assert embeddings.get_embedder() is embeddings.get_embedder("minilm")
 
 
+@pytest.fixture
+def empty_query_cache():
+    embeddings.clear_query_cache()
+    yield
+    embeddings.clear_query_cache()  # no fake vectors left for other tests
+
+
+def test_a_repeated_query_is_embedded_once(embedder, monkeypatch, empty_query_cache):
+    monkeypatch.delenv("EMBEDDING_PROVIDER", raising=False)
+    calls = []
+    monkeypatch.setattr(embedder, "embed", lambda texts: calls.append(texts) or np.ones((1, 384), np.float32))
+
+    first = embeddings.embed_query("When do you open?")
+    again = embeddings.embed_query("When do you open?")
+    other = embeddings.embed_query("Where do I park?")
+
+    assert calls == [["When do you open?"], ["Where do I park?"]]
+    assert again is first and first.shape == (384,)
+    with pytest.raises(ValueError):
+        first[0] = 2.0  # shared by every caller: read-only
+    embeddings.clear_query_cache()
+    embeddings.embed_query("When do you open?")
+    assert len(calls) == 3 and other is not first
+
+
 def test_unknown_embedding_provider_is_refused(monkeypatch):
     monkeypatch.setenv("EMBEDDING_PROVIDER", "word2vec")
 
