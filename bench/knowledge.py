@@ -520,6 +520,9 @@ def copy_rows(rows: list[tuple]) -> float:
     return time.perf_counter() - started
 
 
+SERVER_SETTINGS = ("server_version", "shared_buffers", "effective_cache_size", "maintenance_work_mem", "jit")
+
+
 def server_setting(name: str) -> str:
     from django.db import connection
 
@@ -660,10 +663,13 @@ def filler_similarity(corpus: Corpus, rng: np.random.Generator) -> dict:
 
 
 def timed_searches(corpus: Corpus, queries: list[str]) -> list[tuple[float, object]]:
+    from voicebots.knowledge.embeddings import clear_query_cache
     from voicebots.knowledge.retrieval import search
 
     results = []
     for query in queries:
+        # Random questions repeat now and then: each is embedded anew, as the target counts the embedding.
+        clear_query_cache()
         started = time.perf_counter()
         result = search(corpus.account.id, query, corpus.document_ids, top_k=TOP_K)
         results.append(((time.perf_counter() - started) * 1000, result))
@@ -681,10 +687,12 @@ def bench_retrieval(corpus: Corpus, scale: Scale, generator: TextGenerator) -> d
     asked += [(generator.random_question(), None) for _ in range(scale.queries - len(asked))]
     generator.rng.shuffle(asked)
     timed_searches(corpus, [generator.random_question() for _ in range(scale.warmup)])
+    load_before = os.getloadavg()[0]
     timed = timed_searches(corpus, [question for question, _ in asked])
+    load = (load_before, os.getloadavg()[0])
     ranks = [target_rank(result, answer) for (_, answer), (_, result) in zip(asked, timed) if answer]
     return {
-        "queries": len(asked), "warmup": scale.warmup,
+        "queries": len(asked), "warmup": scale.warmup, "load_average": load,
         "total_ms": percentiles([ms for ms, _ in timed]),
         "embed_ms": percentiles([result.timings_ms["embed_ms"] for _, result in timed]),
         "sql_ms": percentiles([result.timings_ms["query_ms"] for _, result in timed]),
@@ -705,7 +713,7 @@ SELECT c.text FROM knowledge_chunk c
 WHERE c.account_id = %(account)s AND c.document_id = ANY(%(documents)s::uuid[]) AND c.live
 ORDER BY c.embedding <=> %(embedding)s::vector LIMIT %(top_k)s
 """
-EF_SEARCH_VALUES = (40, 100, 200)  # 40 is pgvector's default, which search() runs with
+EF_SEARCH_VALUES = (40, 100, 200)  # 40 is pgvector's default
 
 
 def vector_recalls(corpus: Corpus) -> dict:
@@ -747,12 +755,11 @@ def explain_search(corpus: Corpus, question: str) -> dict:
     from voicebots.knowledge import retrieval
     from voicebots.knowledge.embeddings import get_embedder
 
-    # The product's own SQL and parameters, so the plan is the one search() gets.
-    params = {"embedding": retrieval._vector_literal(get_embedder().embed([question])[0]),
-              "account": str(corpus.account.id), "documents": corpus.document_ids, "query": question,
-              "candidates": max(20, TOP_K * 4), "top_k": TOP_K}
+    # The product's own SQL, settings and parameters, so the plan is the one search() gets.
+    params = retrieval.search_params(corpus.account.id, question, get_embedder().embed([question])[0],
+                                     corpus.document_ids, TOP_K)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(retrieval._SCAN_SETTINGS, params)
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + retrieval._SQL, params)
         plan = [line for (line,) in cursor.fetchall()]
     vector_part = plan_subtree(plan, "on nearest")
@@ -784,7 +791,8 @@ def run(scale: Scale) -> dict:
     delete_previous_runs()
     embedder = get_embedder()
     results = {"scale": "quick" if scale is QUICK else "full", "embedder": embedder.name, "cpus": os.cpu_count(),
-               "database": BENCH_DATABASE, "cleanup_seconds": time.perf_counter() - started}
+               "database": BENCH_DATABASE, "cleanup_seconds": time.perf_counter() - started,
+               "server_settings": {name: server_setting(name) for name in SERVER_SETTINGS}}
     # Documents come from their own generator, so the corpus is the same whatever their size.
     document_generator = TextGenerator(SEED + 1)
     # A worker's first batches pay onnxruntime's one-off allocations; a long-lived worker does not.
@@ -824,7 +832,8 @@ def target_checks(results: dict) -> list[dict]:
 def report(results: dict) -> str:
     return "\n".join(
         [f"Knowledge benchmark ({results['scale']}): database {results['database']}, embedder {results['embedder']}, "
-         f"{results['cpus']} CPUs", ""]
+         f"{results['cpus']} CPUs",
+         "Server: " + ", ".join(f"{name} {value}" for name, value in results["server_settings"].items()), ""]
         + ingestion_lines(results["ingestion"]) + [""]
         + corpus_lines(results) + [""]
         + latency_lines(results["retrieval"]) + [""]
@@ -874,18 +883,23 @@ def latency_lines(retrieval: dict) -> list[str]:
     lines = [
         f"   search() end to end (ms), {first['queries']} queries ({first['labelled']} labelled, the rest random) "
         f"after {first['warmup']} warm-up, top_k={TOP_K}; embed and SQL from its timings_ms",
-        f"   {'chunks':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'mean':>8}  {'embed p50/p95':>15}  {'SQL p50/p95':>15}",
+        f"   {'chunks':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'mean':>8}  {'embed p50/p95':>15}  {'SQL p50/p95':>15}"
+        f"  {'load avg':>11}",
     ]
     for size, m in retrieval.items():
-        total, embed, sql = m["total_ms"], m["embed_ms"], m["sql_ms"]
+        total, embed, sql, load = m["total_ms"], m["embed_ms"], m["sql_ms"], m["load_average"]
         lines.append(
             f"   {int(size):>9,}{total['p50']:>8.1f}{total['p95']:>8.1f}{total['p99']:>8.1f}{total['mean']:>8.1f}"
             f"  {embed['p50']:>7.1f} /{embed['p95']:>6.1f}  {sql['p50']:>7.1f} /{sql['p95']:>6.1f}"
+            f"  {load[0]:>4.1f} -{load[1]:>4.1f}"
         )
-    return lines
+    return lines + ["   Every query is embedded anew (the query-embedding cache is emptied before each). load avg: the",
+                    "   machine's 1-minute load average before and after the timed queries."]
 
 
 def recall_lines(retrieval: dict) -> list[str]:
+    from voicebots.knowledge.retrieval import VECTOR_POOL
+
     first = next(iter(retrieval.values()))
     columns = list(first["vector_recall_at_5"])
     labels = [column.replace("hnsw_ef", "ef=") for column in columns]
@@ -900,7 +914,7 @@ def recall_lines(retrieval: dict) -> list[str]:
             f"{vector[column]['recall']:>7.2f} ({vector[column]['mean_ms']:>4.1f})" for column in columns))
     return lines + [
         "   'exact': the vector query with index scans off, what a perfect index returns; 'ef=N': through",
-        "   HNSW with hnsw.ef_search = N. search() sets no ef_search: it runs with the server's (default 40).",
+        f"   HNSW with hnsw.ef_search = N (40 is pgvector's default; search() uses {VECTOR_POOL}).",
     ]
 
 
