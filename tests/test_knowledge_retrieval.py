@@ -81,6 +81,15 @@ def test_stop_words_between_the_words_of_a_pair_are_kept_as_a_gap(api, document,
     assert texts(api.account, "How heavy is the Pulse S blender?", document)[0] == target
 
 
+def test_on_a_tie_the_nearer_chunk_leads(api, document, store):
+    nearest = "Key cutting is done at the customer desk."
+    wordier = "Key cutting while you wait: key cutting for every lock, and key cutting for cars."
+    # The wordier passage is stored first and ranks first by its words, second by its embedding.
+    store((wordier, 0.89), (nearest, 0.9), *[(text, 0.5) for text in OTHER_PASSAGES])
+
+    assert texts(api.account, "Who does key cutting around here?", document)[:2] == [nearest, wordier]
+
+
 def test_the_text_half_only_reranks_the_nearest_chunks(api, document, store, monkeypatch):
     monkeypatch.setattr(retrieval, "VECTOR_POOL", 20)
     target = "Key cutting is done at the customer desk on the first floor."

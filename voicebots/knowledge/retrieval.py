@@ -85,9 +85,11 @@ WITH pool AS (
 )
 SELECT c.text, f.score, c.document_id, d.name, c.page, c.heading_path
 FROM fused f
+JOIN pool p ON p.id = f.id
 JOIN knowledge_chunk c ON c.id = f.id
 JOIN knowledge_knowledgebase d ON d.id = c.document_id
-ORDER BY f.score DESC, c.id
+-- On a tie (the nearest chunk second by its words, the second nearest first) the nearer one leads.
+ORDER BY f.score DESC, p.rank
 LIMIT %(top_k)s
 """
 
