@@ -60,13 +60,14 @@ import numpy as np
 
 from bench.calls import (
     LLM_FIRST_TOKEN_S,
-    ROOT,
     TTS_FIRST_AUDIO_S,
     Server,
     Vendors,
     answered,
     percentile,
+    start_fakes,
 )
+from bench.calls import make_bot as make_calls_bot
 from bench.knowledge import use_bench_database
 from voicebots.telephony.simulator import FRAME_S, PlivoCallSimulator, load_wav_as_mulaw
 from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw_to_pcm16, pcm16_to_mulaw, rms
@@ -212,10 +213,7 @@ class ScriptedVendors(Vendors):
     the STT fake what the caller's next utterance says."""
 
     def __init__(self, interim_ms: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bargein", "--serve-vendors", "--interim-ms", str(interim_ms)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.urls = json.loads(self.process.stdout.readline())
+        super().__init__(("bench.bargein", "--serve-vendors", "--interim-ms", str(interim_ms)), stdin=subprocess.PIPE)
 
     def environment(self) -> dict[str, str]:
         environment = super().environment()
@@ -241,10 +239,7 @@ def serve_vendors(interim_ms: int) -> None:
         llm.default_turn = Turn([Text(*LONG_REPLY)], first_token_delay_s=LLM_FIRST_TOKEN_S)
         stt = FakeDeepgram(final_delay_s=STT_PROCESSING_S, speech_rms=STT_SPEECH_RMS, interim_every_ms=interim_ms)
         tts = FakeCartesia(first_chunk_delay_s=TTS_FIRST_AUDIO_S)
-        for fake in (llm, stt, tts):
-            await fake.start()
-        print(json.dumps({"llm": llm.url, "stt": stt.ws_url.replace("ws://", "http://"), "tts": tts.http_url}),
-              flush=True)
+        await start_fakes(llm, stt, tts)
         while line := await asyncio.to_thread(sys.stdin.readline):
             while stt.next_transcript():  # what the last clip left unheard (it had fewer bursts of sound)
                 pass
@@ -419,15 +414,12 @@ class BargingCaller(PlivoCallSimulator):
 
 
 def make_bot():
-    """A bot with the product's default barge-in settings (interruptions on, one word, default backchannels)."""
+    """A bot with the product's default barge-in settings (interruptions on, one word, default backchannels),
+    in an account of its own that bench.calls does not clean up under a running benchmark."""
     from voicebots.accounts.models import Account
-    from voicebots.accounts.services import create_account
-    from voicebots.bots.models import Voicebot
 
     Account.objects.filter(name=ACCOUNT_NAME).delete()  # a previous run's
-    account, _ = create_account(ACCOUNT_NAME)
-    return Voicebot.objects.create(account=account, name="barge-in", prompt="You are a clinic receptionist.",
-                                   welcome_message="Hello, Smile Dental, how can I help?")
+    return make_calls_bot("barge-in", account_name=ACCOUNT_NAME)
 
 
 def run_calls(server: Server, vendors: ScriptedVendors, bot, question: Clip, calls: list[list[Clip]]) -> list[Outcome]:

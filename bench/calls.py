@@ -63,8 +63,8 @@ class Vendors:
     """The three fakes in a process of their own (so they do not compete with the callers for one
     interpreter), delayed like the real services."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.calls", "--serve-vendors"], cwd=ROOT,
+    def __init__(self, command: tuple[str, ...] = ("bench.calls", "--serve-vendors"), *, stdin=None) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, stdin=stdin,
                                         stdout=subprocess.PIPE, text=True)
         self.urls = json.loads(self.process.stdout.readline())
 
@@ -95,13 +95,18 @@ def serve_vendors() -> None:
         llm.default_turn = Turn([Text(*REPLY)], first_token_delay_s=LLM_FIRST_TOKEN_S)
         stt = FakeDeepgram([QUESTION] * 100_000, final_delay_s=STT_FINAL_DELAY_S - STT_ENDPOINTING_MS / 1000)
         tts = FakeCartesia(first_chunk_delay_s=TTS_FIRST_AUDIO_S)
-        for fake in (llm, stt, tts):
-            await fake.start()
-        print(json.dumps({"llm": llm.url, "stt": stt.ws_url.replace("ws://", "http://"), "tts": tts.http_url}),
-              flush=True)
+        await start_fakes(llm, stt, tts)
         await asyncio.Event().wait()
 
     asyncio.run(run())
+
+
+async def start_fakes(llm, stt, tts) -> None:
+    """Start the three fakes and print their URLs as one JSON line (what `Vendors` reads)."""
+    for fake in (llm, stt, tts):
+        await fake.start()
+    print(json.dumps({"llm": llm.url, "stt": stt.ws_url.replace("ws://", "http://"), "tts": tts.http_url}),
+          flush=True)
 
 
 class Server:
@@ -149,11 +154,12 @@ class Server:
                 process.kill()
 
 
-def make_bot(name: str):
+def make_bot(name: str, account_name: str | None = None):
+    """A receptionist bot in an account of its own (by default one `delete_previous_runs` cleans up)."""
     from voicebots.accounts.services import create_account
     from voicebots.bots.models import Voicebot
 
-    account, _ = create_account(f"bench-calls {name}")
+    account, _ = create_account(account_name or f"bench-calls {name}")
     return Voicebot.objects.create(account=account, name=name, prompt="You are a clinic receptionist.",
                                    welcome_message="Hello, Smile Dental, how can I help?")
 
