@@ -50,10 +50,8 @@ import logging
 import random
 import subprocess
 import sys
-import tempfile
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import numpy as np
@@ -69,8 +67,9 @@ from bench.calls import (
 )
 from bench.calls import make_bot as make_calls_bot
 from bench.knowledge import use_bench_database
-from voicebots.telephony.simulator import FRAME_S, PlivoCallSimulator, load_wav_as_mulaw
-from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw_to_pcm16, pcm16_to_mulaw, rms
+from bench.speech import spoken, trimmed
+from voicebots.telephony.simulator import FRAME_S, PlivoCallSimulator
+from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, pcm16_to_mulaw, rms
 
 TARGETS = {"reaction_p95_ms": 150, "false_interruption_rate": 0.05}
 INTERIM_MS = 100  # the STT fake's first interim after this much voiced audio (see the docstring)
@@ -79,7 +78,6 @@ STT_PROCESSING_S = 0.05  # Deepgram's own time for a final, after its endpointin
 LEAD_S = 1.0  # the caller lets the bot's reply play this long before talking over it
 OBSERVE_S = 1.5  # after a clip, how long a clearAudio still counts as caused by it
 BOT_QUIET_S = 3.0  # a bot quiet this long has finished its reply: the caller asks again
-ONSET_LEVEL = 300  # sample amplitude (about -40 dBFS) where a clip's voice starts
 ROUNDS_PER_CALL = 5
 ACCOUNT_NAME = "bench-bargein"  # not "bench-calls ...": bench.calls deletes those when it starts
 
@@ -121,20 +119,6 @@ class Clip:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
-
-
-def spoken(text: str, voice: str, words_per_minute: int) -> bytes:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "clip.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
-                       check=True, capture_output=True)
-        return trimmed(load_wav_as_mulaw(path))
-
-
-def trimmed(audio: bytes) -> bytes:
-    """Without the silence around the sound: the clip starts where the voice starts."""
-    loud = np.flatnonzero(np.abs(mulaw_to_pcm16(audio)) > ONSET_LEVEL)
-    return audio[loud[0]:loud[-1] + 1] if len(loud) else b""
 
 
 def cough(seed: int) -> bytes:

@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,9 +170,12 @@ def delete_previous_runs() -> None:
 
 
 def caller_audio(utterances: int, gap_s: float) -> bytes:
-    from tests.fakes.deepgram_server import silence, speech
+    """The question spoken (espeak-ng), so that the voice detector hears speech and the timeline's end of
+    speech is real, then `gap_s` of silence for the answer; `utterances` times."""
+    from bench.speech import spoken
+    from tests.fakes.deepgram_server import silence
 
-    return (speech(900) + silence(int(gap_s * 1000))) * utterances
+    return (spoken(QUESTION) + silence(int(gap_s * 1000))) * utterances
 
 
 def answered(server: Server, bot) -> tuple[str, str]:
