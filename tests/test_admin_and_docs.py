@@ -1,11 +1,7 @@
 import pytest
-from django.contrib.auth import get_user_model
-from django.urls import reverse
 
 from voicebots.accounts.services import create_member
 from voicebots.bots.models import Voicebot
-from voicebots.functions.models import Function
-from voicebots.knowledge.models import Knowledgebase
 
 MODELS = ["accounts/account", "accounts/membership", "bots/voicebot", "functions/function", "knowledge/knowledgebase",
           "django_celery_beat/periodictask"]

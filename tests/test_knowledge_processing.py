@@ -1,6 +1,5 @@
 """Documents become searchable chunks; retrieval is scoped, hybrid and atomic across replacements."""
 import io
-import os
 import zipfile
 from datetime import timedelta
 

@@ -2,7 +2,7 @@
 import base64
 import json
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import pytest
