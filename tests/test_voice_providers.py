@@ -64,6 +64,7 @@ async def test_deepgram_stt_sends_the_call_settings_and_transcribes_each_burst_o
                             "utterance_end_ms": "600", "vad_events": "true", "smart_format": "true",
                             "punctuate": "true"}
     assert stream.headers["authorization"] == "Token test-key"
+    assert "sec-websocket-extensions" not in stream.headers  # no permessage-deflate on 50 frames a second
     finals = [event.text for event in events if isinstance(event, Transcript) and event.speech_final]
     assert finals == ["Hello there.", "Book a table for two."]
     kinds = [type(event).__name__ for event in events]
@@ -184,6 +185,7 @@ async def test_cartesia_speaks_pushed_segments_in_one_context_with_a_boundary_pe
     assert len(fake.handshakes) == 1
     headers = fake.handshakes[0].headers
     assert headers["authorization"] == "Bearer test-key" and headers["cartesia-version"]
+    assert "sec-websocket-extensions" not in headers
     contexts = {request["context_id"] for request in fake.requests}
     assert contexts == {turn.context_id}
     first_request = fake.requests[0]

@@ -41,9 +41,9 @@ def missing_keys(bot) -> list[str]:
 
 
 def speech_to_text(bot) -> DeepgramSTT:
-    return DeepgramSTT(settings.DEEPGRAM_API_KEY, language=bot.stt_language, base_url=settings.DEEPGRAM_BASE_URL,
+    return DeepgramSTT(settings.DEEPGRAM_API_KEY, language=bot.stt_language,
                        websocket_url=_websocket_base(settings.DEEPGRAM_BASE_URL),
-                       endpointing_ms=settings.STT_ENDPOINTING_MS, http_client=shared_http_client())
+                       endpointing_ms=settings.STT_ENDPOINTING_MS)
 
 
 def _cartesia(voice: str, language: str) -> CartesiaTTS:
