@@ -210,7 +210,9 @@ class CallSession:
                                            min_words=self._options.min_interruption_words,
                                            backchannel_words=self._options.backchannel_words)
         self._hold: asyncio.Task[None] | None = None  # ends a held caller turn unless more words come
-        self._inbound: asyncio.Queue[bytes] = asyncio.Queue()
+        # Caller audio not yet sent to the STT; while the stream is down the latest of it waits here.
+        self._backlog: deque[bytes] = deque(maxlen=max(1, int(self._options.stt_backlog_s * FRAMES_PER_SECOND)))
+        self._audio_due = asyncio.Event()  # the backlog should go to the STT now
         self._stt_open = asyncio.Event()
         self._finalize_requested = False
         self._turns = 0
@@ -237,7 +239,10 @@ class CallSession:
         if self._stopped:
             return
         self._activity.update(audio, time.monotonic())
-        self._inbound.put_nowait(audio)
+        self._backlog.append(audio)
+        # Quiet audio waits for more to share a message; speech goes at once (barge-in, endpoints).
+        if len(self._backlog) >= self._options.stt_message_frames or rms(audio) >= self._options.speech_rms:
+            self._audio_due.set()
 
     def on_checkpoint_played(self, name: str) -> None:
         segment = self._playout.on_played(name)
@@ -402,18 +407,14 @@ class CallSession:
                 failures += 1
 
     async def _forward_audio(self) -> None:
-        """Caller audio to the STT; while the stream is down the latest audio waits in a short backlog."""
-        backlog: deque[bytes] = deque(maxlen=max(1, int(self._options.stt_backlog_s * FRAMES_PER_SECOND)))
+        """Send the backlog to the STT whenever `feed_audio` says it is due and the stream is open."""
+        backlog = self._backlog
         while True:
-            backlog.append(await self._inbound.get())
-            while not self._inbound.empty():  # frames that arrived meanwhile (a busy process) go out together
-                backlog.append(self._inbound.get_nowait())
-            if not self._stt_open.is_set():
-                continue
-            if len(backlog) < self._options.stt_message_frames and rms(backlog[-1]) < self._options.speech_rms:
-                continue  # quiet audio may wait for the next frame; speech goes at once (barge-in, endpoints)
+            await self._audio_due.wait()
+            await self._stt_open.wait()
+            self._audio_due.clear()
             try:
-                while backlog:
+                while backlog:  # frames that arrive during a send go in the next message
                     frames = min(len(backlog), STT_MESSAGE_MAX_FRAMES)
                     await self._stt.send_audio(b"".join(itertools.islice(backlog, frames)))
                     for _ in range(frames):
