@@ -13,7 +13,7 @@ from tests.fakes.cartesia_server import AUDIO_PATTERN, FakeCartesia, speech_audi
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.deepgram_tts_server import FakeAura
 from voicebots.providers.cartesia_tts import CartesiaTTS
-from voicebots.providers.deepgram_stt import DeepgramSTT
+from voicebots.providers.deepgram_stt import DeepgramSTT, _to_event
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS, aura_model
 from voicebots.voice.ports import (
     SegmentDone,
@@ -46,6 +46,17 @@ async def wait_until(condition: Any, timeout: float = 3.0) -> None:
 
 
 # --- Deepgram live STT ------------------------------------------------------------------------------
+
+
+def test_deepgram_messages_that_are_malformed_or_carry_nothing_are_skipped(caplog):
+    assert _to_event("not json") is None
+    assert _to_event('{"type": "Results", "channel": {}}') is None
+    assert _to_event('{"type": "SpeechStarted"}') is None
+    assert "malformed" in caplog.text
+    assert _to_event('{"type": "Metadata", "request_id": "x"}') is None
+    empty = _to_event('{"type": "Results", "is_final": true, "start": 1.5, "duration": 0.5, '
+                      '"channel": {"alternatives": []}}')
+    assert empty.text == "" and empty.is_final and empty.end_s == 2.0
 
 
 async def test_deepgram_stt_sends_the_call_settings_and_transcribes_each_burst_of_speech_in_order():
