@@ -59,13 +59,22 @@ def silence(ms: int) -> bytes:
     return b"\xff" * (8 * ms)
 
 
-def _mulaw_energy(frame: bytes) -> float:
-    """RMS of a mu-law frame (G.711 decoding written out here, independent of the code under test)."""
-    codes = ~np.frombuffer(frame, dtype=np.uint8).astype(np.int32) & 0xFF
+def _mulaw_squares() -> np.ndarray:
+    """Squared sample value of every mu-law byte (G.711 decoding written out here, independent of the code
+    under test)."""
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
     exponent = (codes >> 4) & 0x07
     magnitude = ((((codes & 0x0F) << 3) + 0x84) << exponent) - 0x84
-    samples = np.where(codes & 0x80, -magnitude, magnitude).astype(np.float64)
-    return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
+    return magnitude.astype(np.float64) ** 2
+
+
+_SQUARES = _mulaw_squares()
+
+
+def _frame_energies(data: bytes) -> np.ndarray:
+    """RMS of each whole 20 ms frame of mu-law `data`, in one pass (the fake hears 50 frames a second a call)."""
+    squares = _SQUARES[np.frombuffer(data, dtype=np.uint8)].reshape(-1, FRAME_BYTES)
+    return np.sqrt(squares.mean(axis=1))
 
 
 @dataclass
@@ -140,13 +149,13 @@ class _Listener:
         data = self.partial + data
         whole = len(data) - len(data) % FRAME_BYTES
         self.partial = data[whole:]
-        for offset in range(0, whole, FRAME_BYTES):
-            self.on_frame(data[offset:offset + FRAME_BYTES])
+        for energy in _frame_energies(data[:whole]).tolist() if whole else ():
+            self.on_frame(energy)
 
-    def on_frame(self, frame: bytes) -> None:
+    def on_frame(self, energy: float) -> None:
         started = self.audio_s
         self.audio_s += FRAME_S
-        if _mulaw_energy(frame) >= self.fake.speech_rms:
+        if energy >= self.fake.speech_rms:
             self.on_speech(started)
         elif self.burst is not None:
             self.silence_ms += 20
