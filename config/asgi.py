@@ -1,4 +1,5 @@
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -9,6 +10,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from voicebots.providers.silero_vad import shared_detector  # noqa: E402
+
+# The voice detector's model loads now, in the background, rather than during the first call's start.
+threading.Thread(target=shared_detector, name="silero-vad-load", daemon=True).start()
 
 application = ProtocolTypeRouter(
     {

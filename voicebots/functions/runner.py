@@ -23,6 +23,7 @@ import httpx
 
 from voicebots.conversation.config import ToolSpec, tool_spec_from_parameters
 from voicebots.conversation.ports import ToolCall, ToolResult
+from voicebots.core.tls import CLIENT_CONTEXT
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class _PerHostTransport(httpx.AsyncBaseTransport):
     as two customers' handlers behind one CDN address.
     """
 
-    def __init__(self, verify: ssl.SSLContext | bool = True, max_hosts: int = MAX_POOLED_HOSTS) -> None:
+    def __init__(self, verify: ssl.SSLContext | bool = CLIENT_CONTEXT, max_hosts: int = MAX_POOLED_HOSTS) -> None:
         self._pools: OrderedDict[tuple[str, str], httpx.AsyncHTTPTransport] = OrderedDict()
         self._verify = verify
         self._max_hosts = max_hosts
@@ -115,7 +116,7 @@ class _PerHostTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-def webhook_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+def webhook_client(verify: ssl.SSLContext | bool = CLIENT_CONTEXT) -> httpx.AsyncClient:
     """The client FunctionRunner needs: pools kept apart per host name, and no proxies from the
     environment (a proxy would dial the host itself, bypassing the address check)."""
     return httpx.AsyncClient(transport=_PerHostTransport(verify), trust_env=False)

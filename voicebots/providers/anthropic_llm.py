@@ -14,6 +14,7 @@ from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 import anthropic
+import httpcore2  # noqa: F401  (httpx2 imports it on the first client: here, at start-up, not in a first call)
 import httpx2
 
 from voicebots.conversation.ports import (
@@ -25,6 +26,7 @@ from voicebots.conversation.ports import (
     ThinkingDelta,
     ToolUseRequested,
 )
+from voicebots.core.tls import CLIENT_CONTEXT
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,7 @@ class AnthropicLLM:
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0,
             timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=CLIENT_CONTEXT),  # no TLS context of its own
         )
 
     async def aclose(self) -> None:

@@ -15,6 +15,8 @@ import logging
 import uuid
 from typing import Any, AsyncIterator
 
+import cartesia.resources  # noqa: F401  (the client imports its resources on first use: ~100 ms of a first call)
+import httpcore  # noqa: F401  (the same, for httpx's transport)
 import httpx
 from cartesia import AsyncCartesia
 

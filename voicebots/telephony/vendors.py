@@ -7,6 +7,7 @@ import weakref
 import httpx
 from django.conf import settings
 
+from voicebots.core.tls import CLIENT_CONTEXT
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
@@ -16,15 +17,15 @@ FALLBACK_AURA_VOICE = "asteria"
 FALLBACK_CARTESIA_VOICE = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
 
 
-# One HTTP client per event loop, shared by every call's vendor clients: building one (its TLS context)
-# costs ~30 ms of CPU, which would otherwise stall every other call at each new call's start.
+# One HTTP client per event loop, shared by every call's vendor clients: each call building its own would
+# stall every other call at its start.
 _http_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     if loop not in _http_clients:
-        _http_clients[loop] = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+        _http_clients[loop] = httpx.AsyncClient(verify=CLIENT_CONTEXT, timeout=httpx.Timeout(10.0, connect=3.0),
                                                 limits=httpx.Limits(max_keepalive_connections=100))
     return _http_clients[loop]
 
