@@ -30,16 +30,9 @@ from voicebots.voice.ports import SpeechStarted, SpeechToTextError, SpeechToText
 
 logger = logging.getLogger(__name__)
 
-PRODUCTION = DeepgramClientEnvironment.PRODUCTION
+PRODUCTION_WEBSOCKET = DeepgramClientEnvironment.PRODUCTION.production
 CLOSE_TIMEOUT_S = 1.0
 KEEPALIVE_CHECK_S = 0.5
-
-
-def deepgram_environment(base_url: str | None = None, websocket_url: str | None = None) -> DeepgramClientEnvironment:
-    """Deepgram's hosts, or others (a self-hosted Deepgram, a test fake): there is no env var for the host."""
-    return DeepgramClientEnvironment(base=base_url or PRODUCTION.base,
-                                     production=websocket_url or PRODUCTION.production,
-                                     agent=PRODUCTION.agent, agent_rest=PRODUCTION.agent_rest)
 
 
 class DeepgramSTT:
@@ -47,7 +40,7 @@ class DeepgramSTT:
                  utterance_end_ms: int = 1000, interim_results: bool = True, vad_events: bool = True,
                  smart_format: bool = True, punctuate: bool = True, websocket_url: str | None = None,
                  keepalive_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
-        self._url = (websocket_url or PRODUCTION.production) + "/v1/listen"
+        self._url = (websocket_url or PRODUCTION_WEBSOCKET) + "/v1/listen"
         self._headers = {"Authorization": f"Token {api_key}"}
         self._params: dict[str, Any] = {
             "model": model, "language": language, "encoding": "mulaw", "sample_rate": 8000, "channels": 1,

@@ -14,17 +14,24 @@ from typing import AsyncIterator
 import httpx
 from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
+from deepgram.environment import DeepgramClientEnvironment
 
 from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError
 
-from .deepgram_stt import deepgram_environment
-
 logger = logging.getLogger(__name__)
+
+PRODUCTION = DeepgramClientEnvironment.PRODUCTION
 
 # English Aura voices: Aura-2 where it exists, the first Aura for the rest.
 AURA_2_VOICES = frozenset({"arcas", "asteria", "athena", "hera", "luna", "orion", "orpheus", "zeus"})
 AURA_1_VOICES = frozenset({"angus", "arcas", "asteria", "athena", "helios", "hera", "luna", "orion", "orpheus",
                            "perseus", "stella", "zeus"})
+
+
+def deepgram_environment(base_url: str | None = None) -> DeepgramClientEnvironment:
+    """Deepgram's hosts, or another REST host (a self-hosted Deepgram, a test fake): the SDK reads no env var."""
+    return DeepgramClientEnvironment(base=base_url or PRODUCTION.base, production=PRODUCTION.production,
+                                     agent=PRODUCTION.agent, agent_rest=PRODUCTION.agent_rest)
 
 
 def aura_model(voice: str) -> str:
