@@ -21,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
+from tests.fakes.loopback import StreamLoopbackServer
+
 DEFAULT_API_KEY = "test-key"
 DISCONNECT_POLL_S = 0.01
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
@@ -197,18 +199,16 @@ def _client_gone(reader: asyncio.StreamReader) -> bool:
     return reader.at_eof() or reader.exception() is not None
 
 
-class FakeAnthropic:
+class FakeAnthropic(StreamLoopbackServer):
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[Disconnect] = []
         self.default_turn = Turn([Text("Hello.")])
         self._script: deque[Turn] = deque()  # deque: safe to feed from another thread
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -225,26 +225,6 @@ class FakeAnthropic:
         return self.disconnects[0] if self.disconnects else None
 
     # Lifecycle in the caller's event loop.
-
-    async def start(self) -> FakeAnthropic:
-        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> FakeAnthropic:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # Lifecycle in a daemon thread with its own loop (for sync callers such as Django's test client).
 
@@ -274,21 +254,7 @@ class FakeAnthropic:
 
     # HTTP.
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while await self._serve_request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Serve one request; False when the connection should close."""
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:

@@ -28,6 +28,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tests.fakes.loopback import LoopbackServer
+
 DEFAULT_API_KEY = "test-key"
 AUDIO_PATTERN = bytes([0x1E, 0x2E, 0x3E, 0x4E, 0x3E, 0x2E, 0x9E, 0xAE, 0xBE, 0xCE, 0xBE, 0xAE])
 BYTES_PER_MS = 8
@@ -56,7 +58,7 @@ class _Context:
     flush_id: int = 1
 
 
-class FakeCartesia:
+class FakeCartesia(LoopbackServer):
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
                  chunk_bytes: int = 1000, chunk_interval_s: float = 0.0) -> None:
         self.api_key = api_key
@@ -73,8 +75,6 @@ class FakeCartesia:
         self.cancelled: list[str] = []
         self.audio_sent: dict[str, int] = {}  # context_id -> audio bytes sent
         self._open: set[ServerConnection] = set()
-        self._server: Server | None = None
-        self.port = 0
 
     @property
     def ws_url(self) -> str:
@@ -88,22 +88,8 @@ class FakeCartesia:
         for connection in list(self._open):
             await connection.close(code, reason)
 
-    async def start(self) -> FakeCartesia:
-        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> FakeCartesia:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def _listen(self) -> Server:
+        return await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)

@@ -35,6 +35,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tests.fakes.loopback import LoopbackServer
+
 DEFAULT_API_KEY = "test-key"
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 FRAME_S = 0.02
@@ -266,7 +268,7 @@ class _Listener:
         return True
 
 
-class FakeDeepgram:
+class FakeDeepgram(LoopbackServer):
     def __init__(self, transcripts: list[str] | tuple[str, ...] = (), *, api_key: str = DEFAULT_API_KEY,
                  final_delay_s: float = 0.0, speech_rms: float = 500.0, interim_every_ms: int = 100,
                  ms_per_word: int = 150, idle_timeout_s: float = 10.0, drop_after_s: float | None = None) -> None:
@@ -281,8 +283,6 @@ class FakeDeepgram:
         self.rejected: list[tuple[str, int]] = []
         self._script: deque[str] = deque(transcripts)
         self._open: set[ServerConnection] = set()
-        self._server: Server | None = None
-        self.port = 0
 
     @property
     def ws_url(self) -> str:
@@ -299,22 +299,8 @@ class FakeDeepgram:
         for connection in list(self._open):
             await connection.close(code, reason)
 
-    async def start(self) -> FakeDeepgram:
-        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> FakeDeepgram:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def _listen(self) -> Server:
+        return await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path

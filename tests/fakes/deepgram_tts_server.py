@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.cartesia_server import speech_audio
+from tests.fakes.loopback import StreamLoopbackServer
 
 DEFAULT_API_KEY = "test-key"
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
@@ -33,9 +34,10 @@ class SpeakRequest:
     body: Any
 
 
-class FakeAura:
+class FakeAura(StreamLoopbackServer):
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
                  chunk_bytes: int = 1200) -> None:
+        super().__init__()
         self.api_key = api_key
         self.first_chunk_delay_s = first_chunk_delay_s
         self.ms_per_char = ms_per_char
@@ -43,48 +45,13 @@ class FakeAura:
         self.fail_requests = 0
         self.requests: list[SpeakRequest] = []
         self.disconnects = 0
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> FakeAura:
-        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> FakeAura:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while await self._serve_request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.disconnects += 1
-        except asyncio.CancelledError:
-            pass  # the fake is closing
-        finally:
-            self._connections.discard(task)
-            writer.close()
+    def _on_connection_lost(self) -> None:
+        self.disconnects += 1
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
