@@ -255,15 +255,10 @@ class FakeAnthropic(StreamLoopbackServer):
     # HTTP.
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        request = await self._read_request(reader)
+        if request is None:
             return False
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = request_line.split(" ", 2)
-        headers = {name.strip().lower(): value.strip()
-                   for name, value in (line.split(":", 1) for line in header_lines if ":" in line)}
-        raw_body = await reader.readexactly(int(headers.get("content-length", "0")))
+        method, path, headers, raw_body = request
         try:
             body: Any = json.loads(raw_body) if raw_body else None
         except ValueError:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import WebSocketLoopbackServer
 
 DEFAULT_API_KEY = "test-key"
 AUDIO_PATTERN = bytes([0x1E, 0x2E, 0x3E, 0x4E, 0x3E, 0x2E, 0x9E, 0xAE, 0xBE, 0xCE, 0xBE, 0xAE])
@@ -58,9 +58,10 @@ class _Context:
     flush_id: int = 1
 
 
-class FakeCartesia(LoopbackServer):
+class FakeCartesia(WebSocketLoopbackServer):
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
                  chunk_bytes: int = 1000, chunk_interval_s: float = 0.0) -> None:
+        super().__init__()
         self.api_key = api_key
         self.first_chunk_delay_s = first_chunk_delay_s
         self.ms_per_char = ms_per_char
@@ -74,7 +75,6 @@ class FakeCartesia(LoopbackServer):
         self.first_input_at: dict[str, float] = {}
         self.cancelled: list[str] = []
         self.audio_sent: dict[str, int] = {}  # context_id -> audio bytes sent
-        self._open: set[ServerConnection] = set()
 
     @property
     def ws_url(self) -> str:
@@ -83,13 +83,6 @@ class FakeCartesia(LoopbackServer):
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def drop(self, code: int = 1011, reason: str = "Internal error") -> None:
-        for connection in list(self._open):
-            await connection.close(code, reason)
-
-    async def _listen(self) -> Server:
-        return await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)

@@ -31,11 +31,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import WebSocketLoopbackServer
 
 DEFAULT_API_KEY = "test-key"
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
@@ -268,10 +268,11 @@ class _Listener:
         return True
 
 
-class FakeDeepgram(LoopbackServer):
+class FakeDeepgram(WebSocketLoopbackServer):
     def __init__(self, transcripts: list[str] | tuple[str, ...] = (), *, api_key: str = DEFAULT_API_KEY,
                  final_delay_s: float = 0.0, speech_rms: float = 500.0, interim_every_ms: int = 100,
                  ms_per_word: int = 150, idle_timeout_s: float = 10.0, drop_after_s: float | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
         self.final_delay_s = final_delay_s
         self.speech_rms = speech_rms
@@ -282,7 +283,6 @@ class FakeDeepgram(LoopbackServer):
         self.streams: list[RecordedStream] = []
         self.rejected: list[tuple[str, int]] = []
         self._script: deque[str] = deque(transcripts)
-        self._open: set[ServerConnection] = set()
 
     @property
     def ws_url(self) -> str:
@@ -293,14 +293,6 @@ class FakeDeepgram(LoopbackServer):
 
     def next_transcript(self) -> str | tuple[str, str]:
         return self._script.popleft() if self._script else ""
-
-    async def drop(self, code: int = 1011, reason: str = "Internal server error") -> None:
-        """Close every open stream abruptly (a vendor-side failure)."""
-        for connection in list(self._open):
-            await connection.close(code, reason)
-
-    async def _listen(self) -> Server:
-        return await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path

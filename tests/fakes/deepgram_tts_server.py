@@ -54,15 +54,10 @@ class FakeAura(StreamLoopbackServer):
         self.disconnects += 1
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        request = await self._read_request(reader)
+        if request is None:
             return False
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-        headers = {name.strip().lower(): value.strip()
-                   for name, value in (line.split(":", 1) for line in header_lines if ":" in line)}
-        raw_body = await reader.readexactly(int(headers.get("content-length", "0")))
+        method, target, headers, raw_body = request
         parts = urlsplit(target)
         try:
             body: Any = json.loads(raw_body) if raw_body else None

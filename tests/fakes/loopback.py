@@ -4,12 +4,16 @@
         async def _listen(self):  # a started asyncio or websockets server
             return await serve(self._handle, "127.0.0.1", 0)
 
-HTTP fakes on raw asyncio streams derive from `StreamLoopbackServer` and implement `_serve_request`.
+WebSocket fakes derive from `WebSocketLoopbackServer` (implement `_handle` and `_check_request`); HTTP fakes
+on raw asyncio streams from `StreamLoopbackServer` (implement `_serve_request`).
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Self
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 
 class LoopbackServer:
@@ -41,6 +45,28 @@ class LoopbackServer:
         await self.close()
 
 
+class WebSocketLoopbackServer(LoopbackServer):
+    """A WebSocket fake: `_check_request` may refuse the handshake; `_handle` serves a connection and keeps
+    it in `_open` while it lasts."""
+
+    def __init__(self) -> None:
+        self._open: set[ServerConnection] = set()
+
+    async def _listen(self) -> Server:
+        return await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        raise NotImplementedError
+
+    async def drop(self, code: int = 1011, reason: str = "Internal server error") -> None:
+        """Close every open connection abruptly (a vendor-side failure)."""
+        for connection in list(self._open):
+            await connection.close(code, reason)
+
+
 class StreamLoopbackServer(LoopbackServer):
     """An HTTP/1.1 fake on asyncio streams, keep-alive included; closing the fake cancels open connections."""
 
@@ -51,8 +77,21 @@ class StreamLoopbackServer(LoopbackServer):
         return await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Serve one request; False when the connection should close."""
+        """Serve one request (see `_read_request`); False when the connection should close."""
         raise NotImplementedError
+
+    @staticmethod
+    async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
+        """Method, target, headers (lower-case names) and body of the next request; None at the end."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {name.strip().lower(): value.strip()
+                   for name, value in (line.split(":", 1) for line in header_lines if ":" in line)}
+        return method, target, headers, await reader.readexactly(int(headers.get("content-length", "0")))
 
     def _on_connection_lost(self) -> None:
         """The client went away mid-request."""
