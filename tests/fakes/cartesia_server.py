@@ -101,11 +101,7 @@ class FakeCartesia(WebSocketLoopbackServer):
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        request = connection.request
-        assert request is not None
-        parts = urlsplit(request.path)
-        headers = {name.lower(): value for name, value in request.headers.raw_items()}
-        self.handshakes.append(Handshake(parts.path, dict(parse_qsl(parts.query)), headers))
+        self.handshakes.append(Handshake(*self._handshake(connection)))
         self._open.add(connection)
         contexts: dict[str, _Context] = {}
         try:

@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
@@ -305,11 +305,7 @@ class FakeDeepgram(WebSocketLoopbackServer):
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        request = connection.request
-        assert request is not None
-        parts = urlsplit(request.path)
-        headers = {name.lower(): value for name, value in request.headers.raw_items()}
-        record = RecordedStream(parts.path, dict(parse_qsl(parts.query)), headers)
+        record = RecordedStream(*self._handshake(connection))
         self.streams.append(record)
         self._open.add(connection)
         listener = _Listener(self, connection, record)

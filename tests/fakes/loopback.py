@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -60,6 +61,15 @@ class WebSocketLoopbackServer(LoopbackServer):
 
     async def _handle(self, connection: ServerConnection) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _handshake(connection: ServerConnection) -> tuple[str, dict[str, str], dict[str, str]]:
+        """Path, query and headers (lower-case names) of the connection's opening request."""
+        request = connection.request
+        assert request is not None
+        parts = urlsplit(request.path)
+        return parts.path, dict(parse_qsl(parts.query)), {name.lower(): value
+                                                          for name, value in request.headers.raw_items()}
 
     async def drop(self, code: int = 1011, reason: str = "Internal server error") -> None:
         """Close every open connection abruptly (a vendor-side failure)."""
