@@ -158,7 +158,7 @@ async def test_deepgram_stt_reports_a_dropped_stream_and_can_connect_again():
 async def test_deepgram_stt_rejected_key_is_a_connection_error():
     async with FakeDeepgram() as fake:
         stt = DeepgramSTT("wrong-key", websocket_url=fake.ws_url)
-        with pytest.raises(SpeechToTextError, match="401|credentials"):
+        with pytest.raises(SpeechToTextError, match=r"rejected the API key \(HTTP 401\)"):
             await stt.connect()
         await stt.aclose()
     assert [status for _, status in fake.rejected] == [401] and not fake.streams

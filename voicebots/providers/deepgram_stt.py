@@ -1,5 +1,5 @@
 """The call pipeline's SpeechToText on Deepgram's live transcription WebSocket (listen v1, Nova), via
-deepgram-sdk's async client.
+deepgram-sdk's async socket client.
 
 One WebSocket per connect(); the session reconnects after a SpeechToTextError. A KeepAlive goes out whenever
 no audio has been sent for `keepalive_s` (Deepgram closes an idle stream after 10 s), and CloseStream on close
@@ -65,8 +65,10 @@ class DeepgramSTT:
                 protocol = await stack.enter_async_context(websocket_connect(
                     f"{self._url}?{urlencode(_query(self._params))}", extra_headers=self._headers, compression=None))
             socket = AsyncV1SocketClient(websocket=protocol)
-        except Exception as error:  # refused, rejected (ApiError 401...), timed out: all mean "not connected"
+        except Exception as error:  # refused, rejected (HTTP 401...), timed out: all mean "not connected"
             await stack.aclose()
+            if getattr(error, "status_code", None) in (401, 403):  # the legacy client's InvalidStatusCode
+                raise SpeechToTextError(f"Deepgram rejected the API key (HTTP {error.status_code})") from error
             raise SpeechToTextError(f"Deepgram could not be reached: {error}") from error
         self._socket, self._messages, self._exit_stack = socket, protocol, stack
         self._last_sent = time.monotonic()
