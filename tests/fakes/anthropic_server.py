@@ -224,9 +224,8 @@ class FakeAnthropic(StreamLoopbackServer):
             await asyncio.sleep(DISCONNECT_POLL_S)
         return self.disconnects[0] if self.disconnects else None
 
-    # Lifecycle in the caller's event loop.
-
-    # Lifecycle in a daemon thread with its own loop (for sync callers such as Django's test client).
+    # Lifecycle in a daemon thread with its own loop (for sync callers such as Django's test client); in the
+    # caller's own loop: start(), close() or `async with` (LoopbackServer).
 
     def start_in_thread(self) -> FakeAnthropic:
         ready = threading.Event()
