@@ -27,6 +27,16 @@ def frame(n: int) -> bytes:
     return bytes([n]) * 160
 
 
+async def transport_with_audio(frames: int) -> tuple[Peer, PlivoTransport]:
+    """A transport on a reading peer, with `frames` frames of audio queued and not yet sent."""
+    peer = Peer()
+    transport = PlivoTransport(peer)
+    transport.stream_id = "stream-1"
+    for n in range(frames):
+        await transport.send_audio(frame(n))
+    return peer, transport
+
+
 async def drained(transport: PlivoTransport) -> None:
     pump = asyncio.create_task(transport.pump())
     for _ in range(100):
@@ -38,11 +48,7 @@ async def drained(transport: PlivoTransport) -> None:
 
 
 async def test_queued_frames_go_out_together_in_order_with_the_checkpoints():
-    peer = Peer()
-    transport = PlivoTransport(peer)
-    transport.stream_id = "stream-1"
-    for n in range(7):
-        await transport.send_audio(frame(n))
+    peer, transport = await transport_with_audio(7)
     await transport.checkpoint("turn0-seg0")
     await transport.send_audio(frame(7))
     await drained(transport)
@@ -55,11 +61,7 @@ async def test_queued_frames_go_out_together_in_order_with_the_checkpoints():
 
 
 async def test_clear_drops_unsent_audio_and_tells_plivo_to_clear_its_buffer():
-    peer = Peer()
-    transport = PlivoTransport(peer)
-    transport.stream_id = "stream-1"
-    for n in range(3):
-        await transport.send_audio(frame(n))
+    peer, transport = await transport_with_audio(3)
     await transport.clear()
     await drained(transport)
     assert peer.sent == [{"event": "clearAudio", "streamId": "stream-1"}]
