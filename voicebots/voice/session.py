@@ -340,12 +340,7 @@ class CallSession:
         if cached is not None:
             await self._play_fixed(turn, cached, welcome, segment=0)
         else:
-            speech = self._spoken_reply(turn, keep_audio=True)
-            for segment in _segments_of(welcome, self._options.segmenter):
-                speech.say(segment)
-            speech.finish()
-            await speech.run()
-            turn.spoken = speech.text
+            speech = await self._speak_text(turn, welcome, keep_audio=True)
             if speech.complete and speech.voice_used is self._voices[0] and speech.audio:
                 await self._store_audio(welcome, bytes(speech.audio))
             elif not speech.complete:
@@ -535,6 +530,16 @@ class CallSession:
         turn.speech = speech
         return speech
 
+    async def _speak_text(self, turn: _BotTurn, text: str, *, keep_audio: bool = False) -> SpokenReply:
+        """Say a fixed text as `turn`'s speech, segment by segment; `turn.spoken` is what went to the voice."""
+        speech = self._spoken_reply(turn, keep_audio=keep_audio)
+        for segment in _segments_of(text, self._options.segmenter):
+            speech.say(segment)
+        speech.finish()
+        await speech.run()
+        turn.spoken = speech.text
+        return speech
+
     async def _on_voice_failed(self, voice: TextToSpeech, error: TextToSpeechError, has_fallback: bool) -> None:
         kind: IncidentKind = "tts_fallback" if has_fallback else "tts_failed"
         await self._incident(kind, f"{voice.voice_id}: {error}")
@@ -613,12 +618,7 @@ class CallSession:
         """Speak a fixed line as a turn of its own (a barge-in cuts it unless the call is closing)."""
         turn = self._new_turn("prompt", "", Timeline.now())
         turn.task = asyncio.current_task()
-        speech = self._spoken_reply(turn)
-        for segment in _segments_of(text, self._options.segmenter):
-            speech.say(segment)
-        speech.finish()
-        await speech.run()
-        turn.spoken = speech.text
+        await self._speak_text(turn, text)
         self._finish_sending(turn)
         if then_hang_up:
             await self._wait_heard(turn)
@@ -725,12 +725,7 @@ class CallSession:
         turn.task = self._spawn(self._say_rest(turn, resumable))
 
     async def _say_rest(self, turn: _BotTurn, resumable: _Resumable) -> None:
-        speech = self._spoken_reply(turn)
-        for segment in _segments_of(resumable.rest, self._options.segmenter):
-            speech.say(segment)
-        speech.finish()
-        await speech.run()
-        turn.spoken = speech.text
+        speech = await self._speak_text(turn, resumable.rest)
         reply = resumable.turn
         # The history tells the model the reply was heard after all, as far as it has now been sent.
         self.history = history_after_reply(reply.prior_history, reply.caller_text, reply.spoken,
