@@ -8,8 +8,8 @@ and a decision is made every 32 ms.
 
 On calls the windows go to one background thread (`shared_detector()`), which runs the windows of all calls
 waiting at that moment as one batch, at most every 16 ms: about 35 µs a window instead of 90 on a busy server,
-and none of it on the event loop (onnxruntime releases the GIL). A decision is ready within ~20 ms of its audio. Windows too quiet to
-hold speech skip the model: most of a call is the caller listening.
+and none of it on the event loop (onnxruntime releases the GIL). A decision is ready within ~20 ms of its
+audio. Windows too quiet to hold speech skip the model: most of a call is the caller listening.
 
 Implements the pipeline's VoiceActivityDetector port (see voicebots/voice/ports.py).
 """
