@@ -45,13 +45,6 @@ class AccountBasicAuthentication(authentication.BaseAuthentication):
         return f'Basic realm="{self.www_authenticate_realm}"'
 
 
-def caller_account(request) -> Account | None:
-    user = request.user
-    if isinstance(user, AccountPrincipal):
-        return user.account
-    return services.account_of_user(user)
-
-
 class IsAccountOnPath(permissions.BasePermission):
     """The caller must belong to the account named in the URL (superusers may act for any account).
 
@@ -64,8 +57,12 @@ class IsAccountOnPath(permissions.BasePermission):
         if request.user is None or not request.user.is_authenticated:
             raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
         path_auth_id = view.kwargs.get("auth_id")
-        account = caller_account(request)
-        if account is not None and account.auth_id == path_auth_id:
+        user = request.user
+        if isinstance(user, AccountPrincipal):
+            account = user.account if user.account.auth_id == path_auth_id else None
+        else:  # a signed-in browser user acts for any account they belong to
+            account = services.accounts_of_user(user).filter(auth_id=path_auth_id).first()
+        if account is not None:
             request.account = account
             return True
         if getattr(request.user, "is_superuser", False):

@@ -18,6 +18,8 @@ class Account(models.Model):
     plivo_auth_id = EncryptedTextField(blank=True, default="")
     plivo_auth_token = EncryptedTextField(blank=True, default="")
     webhook_secret = EncryptedTextField(editable=False)
+    recording_retention_days = models.PositiveIntegerField(
+        default=30, help_text="Call recordings older than this many days are deleted; 0 keeps them forever.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -29,11 +31,15 @@ class Account(models.Model):
 
 
 class Membership(models.Model):
-    """Links a browser user to the one account they work in."""
+    """Links a browser user to an account they work in; a user may belong to several."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="unique_membership")]
 
     def __str__(self):
         return f"{self.user} in {self.account}"

@@ -56,9 +56,23 @@ def authenticate(auth_id: str, token: str) -> Account | None:
     return account
 
 
+def accounts_of_user(user):
+    """The accounts a signed-in user belongs to (none for anonymous users)."""
+    if not user or not user.is_authenticated:
+        return Account.objects.none()
+    return Account.objects.filter(memberships__user=user)
+
+
 def account_of_user(user) -> Account | None:
-    membership = getattr(user, "membership", None) if user and user.is_authenticated else None
+    """The account a user works in by default: the first they joined."""
+    if not user or not user.is_authenticated:
+        return None
+    membership = Membership.objects.filter(user=user).select_related("account").first()
     return membership.account if membership else None
+
+
+def is_member(user, account: Account) -> bool:
+    return bool(user and user.is_authenticated) and Membership.objects.filter(user=user, account=account).exists()
 
 
 @transaction.atomic

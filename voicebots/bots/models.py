@@ -56,6 +56,11 @@ class Voicebot(models.Model):
         default=default_backchannel_words, blank=True,
         help_text="Acknowledgements (\"ok\", \"uh-huh\") that never interrupt the bot.",
     )
+    record_calls = models.BooleanField(default=True, help_text="Record each call as a stereo WAV.")
+    analysis = models.JSONField(
+        default=dict, blank=True,
+        help_text='Post-call analysis: {"summary": bool, "success_criteria": text, "extraction_schema": JSON Schema}.',
+    )
     # Authenticates Plivo streams that connect through the bot's websocket_url (the outbound flow).
     stream_secret = EncryptedTextField(default=new_stream_secret, editable=False)
     functions = models.ManyToManyField("functions.Function", blank=True, related_name="voicebots")

@@ -24,6 +24,7 @@ class Call(models.Model):
     class Direction(models.TextChoices):
         INBOUND = "inbound"
         OUTBOUND = "outbound"
+        WEB = "web"  # a browser call from the voice playground
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="calls")
@@ -44,6 +45,7 @@ class Call(models.Model):
     end_reason = models.CharField(max_length=255, blank=True, default="",
                                   help_text="Why the call ended, in words (e.g. the caller hung up).")
     history = models.JSONField(default=list, blank=True, help_text="The conversation as the model saw it.")
+    analysis = models.JSONField(null=True, blank=True, help_text="Post-call analysis, once the call has ended.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
