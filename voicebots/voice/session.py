@@ -15,32 +15,22 @@ model error is answered with an apology, a failed voice is replaced by the fallb
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Coroutine
 
 from voicebots.conversation.config import BotConfig
 from voicebots.conversation.engine import ConversationEngine
 from voicebots.conversation.history import opening_history
-from voicebots.conversation.ports import (
-    BaseEventSink,
-    LLMError,
-    Message,
-    Passage,
-    ToolCall,
-    ToolCallRecord,
-    ToolResult,
-    TurnResult,
-)
+from voicebots.conversation.ports import LLMError, Message
 
-from .activity import DEFAULT_SPEECH_RMS, VoiceActivity
-from .audio import rms
-from .barge_in import DEFAULT_BACKCHANNEL_WORDS, InterruptionRules
+from .activity import VoiceActivity
+from .barge_in import InterruptionRules
+from .bot_turn import BotTurn, ReplySink, Resumable
 from .control import CallControl, ControlAction
 from .heard import history_after_greeting, history_after_reply
+from .listening import SpeechListener
+from .options import DEFAULT_APOLOGY, SessionOptions
 from .playout import Playout
 from .ports import (
     AudioCache,
@@ -48,7 +38,6 @@ from .ports import (
     CallObserver,
     IncidentKind,
     SpeechToText,
-    SpeechToTextError,
     SpeechToTextEvent,
     TextToSpeech,
     TextToSpeechError,
@@ -60,130 +49,15 @@ from .ports import (
 from .segmenter import Segmenter, SegmenterOptions
 from .speech import SpokenReply
 from .timeline import Timeline
-from .turns import DEFAULT_HOLD_S, CallerPaused, CallerSpeaking, CallerTurnEnded, TurnTaker
+from .turns import CallerPaused, CallerSpeaking, CallerTurnEnded, TurnTaker
+
+__all__ = ["CallSession", "SessionOptions", "DEFAULT_APOLOGY"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
-DEFAULT_GOODBYE = "Thank you for calling. Goodbye!"
-DEFAULT_TRANSFER_LINE = "Please hold while I transfer your call."
-DEFAULT_TRANSFER_FAILED = "Sorry, I could not transfer your call. How else can I help?"
-DEFAULT_REPROMPT = "Are you still there?"
-DEFAULT_SILENCE_GOODBYE = "I haven't heard from you, so I'll end the call now. Goodbye!"
-DEFAULT_TIME_LIMIT_GOODBYE = "I'm sorry, we have reached the time limit for this call. Goodbye!"
 SILENCE_CHECK_S = 0.1
-FRAMES_PER_SECOND = 50
 VAD_RECHECK_S = 0.3  # interim words wait this long for the voice detector to hear the speech behind them
 FALSE_INTERRUPTION_WINDOW_S = 10.0  # an acknowledgement this long after a barge-in no longer resumes the reply
-STT_MESSAGE_MAX_FRAMES = 5  # backlogged caller audio goes to the STT in messages of up to 100 ms
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
-    """How a call behaves. Times are seconds.
-
-    `min_interruption_words`: caller words (interim or final, not counting `backchannel_words`) that interrupt
-    the bot while it is thinking or speaking; a shorter utterance while it speaks is taken as a backchannel and
-    ignored. `interruptions_enabled` False: the caller cannot interrupt; what they said is answered once the bot's
-    turn has been heard. Words of an interim transcript interrupt only if the voice activity detector heard speech
-    in the last `barge_in_confirm_s` (a transcript of noise or echo does not); a final transcript always counts.
-    `finalize_after_silence_s`: ask the STT for a final transcript once the line has been quiet this long while
-    words are still unfinalized (None: never).
-    `stt_reconnect_delays_s`: waits before each attempt to reopen a lost STT stream; after the last, give up.
-    `stt_backlog_s`: caller audio kept while the STT stream is being reopened, sent once it is back.
-    `stt_message_frames`: 20 ms frames of quiet caller audio per message to the STT (Deepgram takes 20-100 ms):
-    two halve the messages while the caller listens; a frame with speech-level energy goes at once. Frames that
-    queued up meanwhile go along, up to 100 ms.
-    `false_interruption_s`: after a barge-in, if the caller then says nothing (the words of the interim
-    transcript were revised away) or only an acknowledgement, the bot says the rest of its interrupted reply once
-    the line has been quiet this long (None: never resume).
-    `unfinished_turn_hold_s`: extra wait for more words when the caller stops on something unfinished (a number,
-    an e-mail address, a spelled sequence; see `turns.sounds_unfinished`); 0 answers at the vendor's endpoint.
-    `caller_silence_s`: caller silence after the bot finished speaking before it re-prompts once, and then again
-    before it says goodbye and hangs up (None: wait forever).
-    `max_call_duration_s`: the call is ended politely (interrupting the bot if need be) this long after it started.
-    `playout_wait_s`: the longest wait for the last words to be acknowledged as played before hanging up or
-    transferring (a transport that never acknowledges must not keep the call open).
-    """
-
-    welcome_message: str = ""
-    apology_text: str = DEFAULT_APOLOGY
-    min_interruption_words: int = 1
-    interruptions_enabled: bool = True
-    barge_in_confirm_s: float = 1.0
-    false_interruption_s: float | None = 1.5
-    backchannel_words: tuple[str, ...] = DEFAULT_BACKCHANNEL_WORDS
-    speech_rms: float = DEFAULT_SPEECH_RMS
-    finalize_after_silence_s: float | None = 0.7
-    stt_reconnect_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
-    stt_backlog_s: float = 2.0
-    stt_message_frames: int = 2
-    tts_timeout_s: float = 5.0
-    close_timeout_s: float = 1.0
-    segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
-    unfinished_turn_hold_s: float = DEFAULT_HOLD_S
-    goodbye_text: str = DEFAULT_GOODBYE
-    transfer_text: str = DEFAULT_TRANSFER_LINE
-    transfer_failed_text: str = DEFAULT_TRANSFER_FAILED
-    caller_silence_s: float | None = None
-    reprompt_text: str = DEFAULT_REPROMPT
-    silence_goodbye_text: str = DEFAULT_SILENCE_GOODBYE
-    max_call_duration_s: float | None = None
-    time_limit_goodbye_text: str = DEFAULT_TIME_LIMIT_GOODBYE
-    playout_wait_s: float = 15.0
-
-
-@dataclass(slots=True)
-class _BotTurn:
-    """A bot turn from its start until its record is written."""
-
-    index: int
-    kind: TurnKind
-    caller_text: str
-    prior_history: list[Message]
-    timeline: Timeline
-    speech: SpokenReply | None = None
-    task: asyncio.Task[None] | None = None
-    result: TurnResult | None = None
-    spoken: str = ""  # all text handed to the voice (or played from cache)
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    error: str | None = None
-    sending_done: bool = False
-    interrupted: bool = False
-    recorded: bool = False
-    resumes: _Resumable | None = None  # set on a turn that says the rest of a falsely interrupted reply
-
-
-@dataclass(slots=True)
-class _Resumable:
-    """A reply cut off by a barge-in, kept until it is clear whether the caller really took the turn."""
-
-    turn: _BotTurn
-    heard: str  # of the reply, what the caller heard before the barge-in
-    rest: str  # what they did not hear
-    at: float
-
-
-class _ReplySink(BaseEventSink):
-    """Feeds the model's text to the voice, segment by segment, and stamps the timeline."""
-
-    def __init__(self, turn: _BotTurn, segmenter: Segmenter, speech: SpokenReply) -> None:
-        self._turn = turn
-        self._segmenter = segmenter
-        self._speech = speech
-
-    async def on_retrieval(self, passages: list[Passage], ms: float) -> None:
-        self._turn.timeline.mark("llm_request_sent")  # the engine sends the request right after retrieval
-
-    async def on_first_token(self, ms: float) -> None:
-        self._turn.timeline.mark("first_token")
-
-    async def on_text(self, text: str) -> None:
-        for segment in self._segmenter.feed(text):
-            self._speech.say(segment)
-
-    async def on_tool_finished(self, call: ToolCall, result: ToolResult) -> None:
-        self._turn.tool_calls.append(ToolCallRecord(call, result))
 
 
 class CallSession:
@@ -210,13 +84,15 @@ class CallSession:
                                            min_words=self._options.min_interruption_words,
                                            backchannel_words=self._options.backchannel_words)
         self._hold: asyncio.Task[None] | None = None  # ends a held caller turn unless more words come
-        # Caller audio not yet sent to the STT; while the stream is down the latest of it waits here.
-        self._backlog: deque[bytes] = deque(maxlen=max(1, int(self._options.stt_backlog_s * FRAMES_PER_SECOND)))
-        self._audio_due = asyncio.Event()  # the backlog should go to the STT now
-        self._stt_open = asyncio.Event()
-        self._finalize_requested = False
+        options = self._options
+        self._listener = SpeechListener(
+            stt, self._activity, on_event=self._on_stt_event, on_incident=self._incident,
+            on_lost=self._turn_taker.forget_interim, words_pending=lambda: self._turn_taker.has_unfinalized_words,
+            reconnect_delays_s=options.stt_reconnect_delays_s, backlog_s=options.stt_backlog_s,
+            message_frames=options.stt_message_frames, speech_rms=options.speech_rms,
+            finalize_after_silence_s=options.finalize_after_silence_s)
         self._turns = 0
-        self._current: _BotTurn | None = None
+        self._current: BotTurn | None = None
         self._group: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -224,7 +100,7 @@ class CallSession:
         self._closing = False  # the bot is saying its last words: the caller can no longer interrupt them
         self._last_activity = time.monotonic()  # of the caller or the bot: silence is counted from it
         self._caller_active_at = 0.0
-        self._resumable: _Resumable | None = None
+        self._resumable: Resumable | None = None
         self._vad_recheck: asyncio.Task[None] | None = None
 
     # --- What the transport calls -------------------------------------------------------------------
@@ -239,10 +115,7 @@ class CallSession:
         if self._stopped:
             return
         self._activity.update(audio, time.monotonic())
-        self._backlog.append(audio)
-        # Quiet audio waits for more to share a message; speech goes at once (barge-in, endpoints).
-        if len(self._backlog) >= self._options.stt_message_frames or rms(audio) >= self._options.speech_rms:
-            self._audio_due.set()
+        self._listener.feed(audio)
 
     def on_checkpoint_played(self, name: str) -> None:
         segment = self._playout.on_played(name)
@@ -276,8 +149,8 @@ class CallSession:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self._spawn(self._greet())
-                self._spawn(self._listen())
-                self._spawn(self._forward_audio())
+                self._spawn(self._listener.listen())
+                self._spawn(self._listener.forward_audio())
                 self._spawn(self._connect_voice())
                 if self._options.caller_silence_s is not None:
                     self._spawn(self._watch_silence())
@@ -364,7 +237,7 @@ class CallSession:
         except Exception:
             logger.exception("Caching audio failed")
 
-    async def _play_fixed(self, turn: _BotTurn, audio: bytes, text: str, *, segment: int) -> None:
+    async def _play_fixed(self, turn: BotTurn, audio: bytes, text: str, *, segment: int) -> None:
         if await self._playout.play(turn.index, audio):
             turn.timeline.mark("first_audio_sent")
         await self._playout.end_segment(turn.index, segment, text)
@@ -373,68 +246,13 @@ class CallSession:
 
     # --- Listening ----------------------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        """Keep an STT stream open for the whole call, reopening it when it is lost."""
-        delays = self._options.stt_reconnect_delays_s
-        failures = 0
-        lost = False
-        while True:
-            try:
-                await self._stt.connect()
-                self._stt_open.set()
-                if lost:
-                    await self._incident("stt_reconnected", f"after {failures} attempt(s)")
-                    lost = False
-                async for event in self._stt.events():
-                    failures = 0  # the stream works again: a later loss gets the full retry budget
-                    await self._on_stt_event(event)
-                raise SpeechToTextError("the stream ended")  # only stop() may end listening
-            except SpeechToTextError as error:
-                self._stt_open.clear()
-                self._turn_taker.forget_interim()
-                lost = True
-                if failures >= len(delays):
-                    logger.error("Speech-to-text lost for good: %s", error)
-                    await self._incident("stt_lost", str(error))
-                    return
-                logger.warning("Speech-to-text lost (%s); reconnecting", error)
-                await asyncio.sleep(delays[failures])
-                failures += 1
-
-    async def _forward_audio(self) -> None:
-        """Send the backlog to the STT whenever `feed_audio` says it is due and the stream is open."""
-        backlog = self._backlog
-        while True:
-            await self._audio_due.wait()
-            await self._stt_open.wait()
-            self._audio_due.clear()
-            try:
-                while backlog:  # frames that arrive during a send go in the next message
-                    frames = min(len(backlog), STT_MESSAGE_MAX_FRAMES)
-                    await self._stt.send_audio(b"".join(itertools.islice(backlog, frames)))
-                    for _ in range(frames):
-                        backlog.popleft()
-                await self._finalize_if_quiet()
-            except SpeechToTextError:
-                self._stt_open.clear()  # the listener sees the loss too and reconnects
-
-    async def _finalize_if_quiet(self) -> None:
-        """On a noisy line the vendor's endpointing may never fire: ask for the final once it has gone quiet."""
-        wait = self._options.finalize_after_silence_s
-        if wait is None or self._finalize_requested or not self._turn_taker.has_unfinalized_words:
-            return
-        silent_for = self._activity.silent_for(time.monotonic())
-        if silent_for is not None and silent_for >= wait:
-            self._finalize_requested = True
-            await self._stt.finalize()
-
     async def _on_stt_event(self, event: SpeechToTextEvent) -> None:
         for signal in self._turn_taker.on_event(event):
             self._last_activity = self._caller_active_at = time.monotonic()
             if self._closing:
                 continue
             if isinstance(signal, CallerSpeaking):
-                self._finalize_requested = False
+                self._listener.words_heard()
                 self._cancel_hold()
                 if (self._barge_in.enabled and self._bot_busy()
                         and not self._barge_in.is_backchannel(signal.text, partial=True)):
@@ -516,21 +334,21 @@ class CallSession:
             await self._wait_heard(turn)
         await self._on_caller_turn(ended)
 
-    def _new_turn(self, kind: TurnKind, caller_text: str, timeline: Timeline) -> _BotTurn:
+    def _new_turn(self, kind: TurnKind, caller_text: str, timeline: Timeline) -> BotTurn:
         index = self._turns
         self._turns += 1
-        turn = _BotTurn(index, kind, caller_text, list(self.history), timeline)
+        turn = BotTurn(index, kind, caller_text, list(self.history), timeline)
         self._current = turn
         return turn
 
-    def _spoken_reply(self, turn: _BotTurn, *, keep_audio: bool = False) -> SpokenReply:
+    def _spoken_reply(self, turn: BotTurn, *, keep_audio: bool = False) -> SpokenReply:
         speech = SpokenReply(self._voices, self._playout, turn.index, turn.timeline,
                              response_timeout_s=self._options.tts_timeout_s, keep_audio=keep_audio,
                              on_voice_failed=self._on_voice_failed)
         turn.speech = speech
         return speech
 
-    async def _speak_text(self, turn: _BotTurn, text: str, *, keep_audio: bool = False) -> SpokenReply:
+    async def _speak_text(self, turn: BotTurn, text: str, *, keep_audio: bool = False) -> SpokenReply:
         """Say a fixed text as `turn`'s speech, segment by segment; `turn.spoken` is what went to the voice."""
         speech = self._spoken_reply(turn, keep_audio=keep_audio)
         for segment in _segments_of(text, self._options.segmenter):
@@ -544,7 +362,7 @@ class CallSession:
         kind: IncidentKind = "tts_fallback" if has_fallback else "tts_failed"
         await self._incident(kind, f"{voice.voice_id}: {error}")
 
-    async def _reply(self, turn: _BotTurn) -> None:
+    async def _reply(self, turn: BotTurn) -> None:
         if self._control is not None:
             self._control.take_action()  # a request of an interrupted turn is void
         action: ControlAction | None = None
@@ -554,7 +372,7 @@ class CallSession:
         try:
             try:
                 turn.result = await self._engine.run_turn(self._config, turn.prior_history, turn.caller_text,
-                                                          _ReplySink(turn, segmenter, speech))
+                                                          ReplySink(turn, segmenter, speech))
             except LLMError as error:
                 turn.error = error.message
                 await self._incident("llm_error", error.message)
@@ -594,7 +412,7 @@ class CallSession:
     def _control_line(self, action: ControlAction) -> str:
         return self._options.goodbye_text if action.kind == "end_call" else self._options.transfer_text
 
-    async def _carry_out(self, turn: _BotTurn, action: ControlAction) -> None:
+    async def _carry_out(self, turn: BotTurn, action: ControlAction) -> None:
         """End or transfer the call once the bot's last words have been heard."""
         await self._wait_heard(turn)
         if action.kind == "end_call":
@@ -604,7 +422,7 @@ class CallSession:
             self._closing = False
             self._spawn(self._say(self._options.transfer_failed_text))
 
-    async def _wait_heard(self, turn: _BotTurn) -> None:
+    async def _wait_heard(self, turn: BotTurn) -> None:
         try:
             async with asyncio.timeout(self._options.playout_wait_s):
                 await self._playout.wait_played(turn.index)
@@ -661,7 +479,7 @@ class CallSession:
         await self._incident("max_duration", f"{self._options.max_call_duration_s:g} s")
         await self._say_goodbye(self._options.time_limit_goodbye_text)
 
-    def _finish_sending(self, turn: _BotTurn) -> None:
+    def _finish_sending(self, turn: BotTurn) -> None:
         turn.sending_done = True
         self._record_if_heard(turn)
 
@@ -690,22 +508,22 @@ class CallSession:
 
     # --- False interruptions --------------------------------------------------------------------------
 
-    def _keep_resumable(self, reply: _BotTurn, heard: str) -> None:
+    def _keep_resumable(self, reply: BotTurn, heard: str) -> None:
         """Remember the unheard rest of an interrupted reply, in case the caller does not take the turn."""
         rest = reply.spoken[len(heard):].strip() if reply.spoken.startswith(heard) else ""
         if not rest or self._closing or self._options.false_interruption_s is None:
             self._resumable = None
             return
-        self._resumable = _Resumable(reply, heard, rest, time.monotonic())
+        self._resumable = Resumable(reply, heard, rest, time.monotonic())
         self._spawn(self._resume_if_nothing_said(self._resumable))
 
-    def _take_resumable(self) -> _Resumable | None:
+    def _take_resumable(self) -> Resumable | None:
         resumable, self._resumable = self._resumable, None
         if resumable is None or time.monotonic() - resumable.at > FALSE_INTERRUPTION_WINDOW_S:
             return None
         return resumable
 
-    async def _resume_if_nothing_said(self, resumable: _Resumable) -> None:
+    async def _resume_if_nothing_said(self, resumable: Resumable) -> None:
         """Resume once the line has stayed quiet, with no words pending, for `false_interruption_s`."""
         quiet_needed = self._options.false_interruption_s or 0.0
         while self._resumable is resumable:
@@ -717,14 +535,14 @@ class CallSession:
                 self._resumable = None
                 self._resume(resumable)
 
-    def _resume(self, resumable: _Resumable) -> None:
+    def _resume(self, resumable: Resumable) -> None:
         logger.info("False interruption: saying the rest of the reply")
         self._spawn(self._incident("false_interruption", f"resumed after {len(resumable.heard)} characters heard"))
         turn = self._new_turn("prompt", "", Timeline.now())
         turn.resumes = resumable
         turn.task = self._spawn(self._say_rest(turn, resumable))
 
-    async def _say_rest(self, turn: _BotTurn, resumable: _Resumable) -> None:
+    async def _say_rest(self, turn: BotTurn, resumable: Resumable) -> None:
         speech = await self._speak_text(turn, resumable.rest)
         reply = resumable.turn
         # The history tells the model the reply was heard after all, as far as it has now been sent.
@@ -734,11 +552,11 @@ class CallSession:
 
     # --- Records ------------------------------------------------------------------------------------
 
-    def _record_if_heard(self, turn: _BotTurn) -> None:
+    def _record_if_heard(self, turn: BotTurn) -> None:
         if turn.sending_done and not turn.recorded and not self._playout.is_playing(turn.index):
             self._spawn(self._write_record(turn))
 
-    async def _write_record(self, turn: _BotTurn) -> None:
+    async def _write_record(self, turn: BotTurn) -> None:
         if turn.recorded:
             return
         turn.recorded = True
