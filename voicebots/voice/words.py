@@ -1,0 +1,88 @@
+"""Where the words of a spoken segment lie in its audio, and which word the caller was hearing at a given byte.
+
+A voice that reports word timestamps (Cartesia) says exactly where each word starts and ends. Otherwise the
+words are placed by their share of the segment's characters over the stretch of audio that carries sound,
+and each boundary between two words is then moved to the quietest 10 ms near it (the short gap a voice leaves
+between most words), so a resumed reply starts cleanly on a word rather than in the middle of one.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, mulaw_to_pcm16
+
+WINDOW_BYTES = SAMPLE_RATE // 100  # 10 ms: fine enough to find the gap between two words
+SOUND_SHARE = 0.1  # a window this fraction of the segment's loudest carries sound (its speech, not the silence)
+SNAP_SHARE = 0.4  # a boundary may move by this share of the shorter of its two words
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class WordSpan:
+    """A word of a segment: its first character in the segment's text, its audio from `start` to `end` (bytes from
+    the segment's first byte; `end` None when only the start is known)."""
+
+    char: int
+    start: int
+    end: int | None = None
+
+
+def word_offsets(text: str) -> list[int]:
+    """The character offset of each word of `text` (words are what whitespace separates)."""
+    return [match.start() for match in _WORD.finditer(text)]
+
+
+def _window_levels(audio: bytes) -> np.ndarray:
+    count = len(audio) // WINDOW_BYTES
+    if count == 0:
+        return np.zeros(0)
+    samples = mulaw_to_pcm16(audio[:count * WINDOW_BYTES]).astype(np.float64).reshape(count, WINDOW_BYTES)
+    return np.sqrt((samples * samples).mean(axis=1))
+
+
+def estimated_words(text: str, audio: bytes) -> list[WordSpan]:
+    """Word spans of a segment without timestamps: by character share, boundaries snapped to quiet windows."""
+    starts = word_offsets(text)
+    if not starts:
+        return []
+    levels = _window_levels(audio)
+    if not len(levels) or levels.max() == 0:
+        return [WordSpan(char, round(len(audio) * char / max(len(text), 1))) for char in starts]
+    loud = np.flatnonzero(levels >= levels.max() * SOUND_SHARE)
+    sound_start, sound_end = int(loud[0]) * WINDOW_BYTES, (int(loud[-1]) + 1) * WINDOW_BYTES
+    first = starts[0]
+    span = max(len(text.rstrip()) - first, 1)
+    guesses = [sound_start + (sound_end - sound_start) * (char - first) / span for char in starts]
+    placed = [sound_start]
+    for index in range(1, len(guesses)):
+        shorter = min(guesses[index] - guesses[index - 1],
+                      (guesses[index + 1] if index + 1 < len(guesses) else sound_end) - guesses[index])
+        reach = shorter * SNAP_SHARE
+        low = max(int((guesses[index] - reach) // WINDOW_BYTES), placed[-1] // WINDOW_BYTES + 1)
+        high = min(int((guesses[index] + reach) // WINDOW_BYTES), len(levels) - 1)
+        if low > high:
+            placed.append(max(round(guesses[index]), placed[-1]))
+            continue
+        windows = levels[low:high + 1]
+        quietest = np.flatnonzero(windows == windows.min())
+        nearest = quietest[np.argmin(np.abs((low + quietest) * WINDOW_BYTES - guesses[index]))]
+        placed.append((low + int(nearest)) * WINDOW_BYTES)
+    return [WordSpan(char, start) for char, start in zip(starts, placed)]
+
+
+def first_unheard(words: list[WordSpan], cut: int, length: int) -> tuple[int, int] | None:
+    """(character, byte) where to resume a segment whose audio was heard up to byte `cut`: the start of the word
+    being said at the cut (heard in part, so said again), or of the next one when the cut fell in the silence
+    after a word. None when every word was heard."""
+    if cut <= 0 or not words or cut <= words[0].start:
+        return (words[0].char, 0) if words else (0, 0)
+    for index, word in enumerate(words):
+        next_start = words[index + 1].start if index + 1 < len(words) else length
+        if cut < next_start:
+            if word.end is not None and cut >= word.end:  # in the gap after a whole word
+                return None if index + 1 == len(words) else (words[index + 1].char, next_start)
+            return word.char, word.start
+    return None
