@@ -66,6 +66,17 @@ class CallHandler(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class VoiceVerdict:
+    """A voice detector's judgement of one stretch of the caller's audio: `duration_s` of audio that arrived by `at`
+    (monotonic seconds), whether it carries speech, and its level (RMS in 16-bit sample units)."""
+
+    at: float
+    duration_s: float
+    speech: bool
+    level: float
+
+
 class VoiceActivityDetector(Protocol):
     """Says whether the caller's audio carries speech (`activity.VoiceActivity` by energy, or a local model)."""
 
@@ -75,6 +86,11 @@ class VoiceActivityDetector(Protocol):
     def update(self, audio: bytes, now: float) -> bool: ...
 
     def silent_for(self, now: float) -> float | None: ...
+
+    def take_verdicts(self) -> list[VoiceVerdict]:
+        """The verdicts reached since the last call, oldest first (a model may reach them a little later, on a
+        thread of its own)."""
+        ...
 
 
 # --- Speech to text ----------------------------------------------------------------------------------
