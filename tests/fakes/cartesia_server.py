@@ -7,7 +7,9 @@
 
 Audio is sized to the text: `ms_per_char` of audio per character (8 bytes a millisecond of mu-law at 8 kHz),
 filled with a fixed non-silent byte pattern (`AUDIO_PATTERN`; 0xFF would be silence), so a test can tell the
-fake's speech from padding. Each input with a transcript is answered after `first_chunk_delay_s` (the model's
+fake's speech from padding; or `voice(text)` makes it (a benchmark's real speech) and says where its words lie.
+An input with `add_timestamps: true` is also answered with a `timestamps` frame placing its words, in seconds
+from the start of the context's audio (as Cartesia counts them across continuations). Each input with a transcript is answered after `first_chunk_delay_s` (the model's
 latency) with `chunk` frames of `chunk_bytes`; an input with `flush: true` is answered with `flush_done` (its
 `flush_id` counts up from 1 and is echoed on the chunks that precede it); `continue: false` ends the context with
 `done`. Contexts run concurrently on one socket; `{"cancel": true}` stops one at once.
@@ -19,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -35,12 +38,23 @@ AUDIO_PATTERN = bytes([0x1E, 0x2E, 0x3E, 0x4E, 0x3E, 0x2E, 0x9E, 0xAE, 0xBE, 0xC
 BYTES_PER_MS = 8
 ENCODINGS = {"pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"}
 SAMPLE_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
+# A voice: text -> (mu-law audio, [(word, start s, end s)] within that audio).
+Voice = Callable[[str], tuple[bytes, list[tuple[str, float, float]]]]
 
 
 def speech_audio(text: str, ms_per_char: int = 60) -> bytes:
     """The fake's audio for `text`."""
     size = len(text) * ms_per_char * BYTES_PER_MS
     return (AUDIO_PATTERN * (size // len(AUDIO_PATTERN) + 1))[:size]
+
+
+def pattern_voice(ms_per_char: int) -> Voice:
+    """The default voice: pattern audio sized to the text, each word where its characters are."""
+    def voice(text: str) -> tuple[bytes, list[tuple[str, float, float]]]:
+        words = [(match.group(), match.start() * ms_per_char / 1000, match.end() * ms_per_char / 1000)
+                 for match in re.finditer(r"\S+", text)]
+        return speech_audio(text, ms_per_char), words
+    return voice
 
 
 @dataclass
@@ -56,15 +70,17 @@ class _Context:
     inputs: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
     flush_id: int = 1
+    audio_s: float = 0.0  # audio of the context so far: where the next input's words start
 
 
 class FakeCartesia(WebSocketLoopbackServer):
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
-                 chunk_bytes: int = 1000, chunk_interval_s: float = 0.0) -> None:
+                 chunk_bytes: int = 1000, chunk_interval_s: float = 0.0, voice: Voice | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.first_chunk_delay_s = first_chunk_delay_s
         self.ms_per_char = ms_per_char
+        self.voice = voice or pattern_voice(ms_per_char)
         self.chunk_bytes = chunk_bytes
         self.chunk_interval_s = chunk_interval_s
         self.fail_contexts = 0
@@ -148,7 +164,15 @@ class FakeCartesia(WebSocketLoopbackServer):
             message = await context.inputs.get()
             if text := message.get("transcript", ""):
                 await asyncio.sleep(self.first_chunk_delay_s)
-                audio = speech_audio(text, self.ms_per_char)
+                audio, words = self.voice(text)
+                if message.get("add_timestamps") and words:
+                    await _send(connection, {
+                        "type": "timestamps", "context_id": context_id, "done": False, "status_code": 206,
+                        "flush_id": context.flush_id, "word_timestamps": {
+                            "words": [word for word, _, _ in words],
+                            "start": [round(context.audio_s + start, 4) for _, start, _ in words],
+                            "end": [round(context.audio_s + end, 4) for _, _, end in words]}})
+                context.audio_s += len(audio) / (BYTES_PER_MS * 1000)
                 for offset in range(0, len(audio), self.chunk_bytes):
                     data = base64.b64encode(audio[offset:offset + self.chunk_bytes]).decode()
                     await _send(connection, {"type": "chunk", "context_id": context_id, "data": data, "done": False,

@@ -103,6 +103,16 @@ class SpeechListener:
             except SpeechToTextError:
                 self._open.clear()  # the listener sees the loss too and reconnects
 
+    async def finalize_now(self) -> None:
+        """Ask for the final transcript of what the caller said so far, now (a barge-in waits on it)."""
+        if not self._open.is_set():
+            return
+        self._finalize_requested = True
+        try:
+            await self._stt.finalize()
+        except SpeechToTextError:
+            self._open.clear()  # the listener sees the loss too and reconnects
+
     async def _finalize_if_quiet(self) -> None:
         wait = self._finalize_after_silence_s
         if wait is None or self._finalize_requested or not self._words_pending():

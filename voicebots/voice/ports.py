@@ -169,7 +169,17 @@ class SegmentDone:
     index: int
 
 
-SpeechEvent = Union[SpeechAudio, SegmentDone]
+@dataclass(frozen=True, slots=True)
+class WordTimes:
+    """Where words lie in the turn's audio, as the voice reports them: seconds from the start of the speech turn's
+    audio, for the next words of its text, in order."""
+
+    words: tuple[str, ...]
+    starts: tuple[float, ...]
+    ends: tuple[float, ...]
+
+
+SpeechEvent = Union[SpeechAudio, SegmentDone, WordTimes]
 
 
 class TextToSpeechError(Exception):
@@ -240,8 +250,13 @@ class TurnRecord:
     error: str | None = None
 
 
+# false_interruption: the bot stopped for the caller's voice and went on (an acknowledgement, a noise).
+# The others after llm_error keep a call from going silent: filler (a line while a function or the model is slow),
+# llm_stalled (the model's stream stopped: asked again, or given up on), empty_reply (the model said nothing: asked
+# again, or a fallback line), fallback_line (no voice could speak: a recorded line played instead).
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
-                       "caller_silent", "max_duration", "false_interruption"]
+                       "caller_silent", "max_duration", "false_interruption", "filler", "llm_stalled",
+                       "empty_reply", "fallback_line"]
 
 
 class CallObserver(Protocol):

@@ -89,6 +89,11 @@ class TurnTaker:
     def has_unfinalized_words(self) -> bool:
         return bool(self._interim)
 
+    @property
+    def has_words(self) -> bool:
+        """Words of the caller's utterance not yet answered (final or not)."""
+        return bool(self._interim or self._finals)
+
     def forget_interim(self) -> None:
         """The stream was lost: its unfinalized words will be transcribed again from the replayed audio."""
         self._interim = ""
