@@ -80,6 +80,7 @@ class Step:
     fragments: list[str]
     tool: str | None = None
     tool_input: dict[str, Any] = field(default_factory=dict)
+    delay_s: float = 0.05  # before the first fragment
 
 
 class ToolScriptedLLM:
@@ -90,7 +91,7 @@ class ToolScriptedLLM:
     async def stream(self, request: LLMRequest) -> AsyncIterator[Any]:
         self.requests.append(request)
         step = self._steps.popleft() if self._steps else Step([])
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(step.delay_s)
         content: list[dict[str, Any]] = []
         for fragment in step.fragments:
             yield TextDelta(fragment)
