@@ -89,7 +89,7 @@ class ToolScriptedLLM:
         self.requests: list[LLMRequest] = []
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[Any]:
-        self.requests.append(request)
+        self.requests.append(replace(request, messages=list(request.messages)))  # the engine appends to it later
         step = self._steps.popleft() if self._steps else Step([])
         await asyncio.sleep(step.delay_s)
         content: list[dict[str, Any]] = []
