@@ -492,10 +492,34 @@ async def test_interim_words_without_voice_activity_do_not_cut_the_bot_off_but_a
 
 @pytest.mark.django_db
 def test_a_bots_call_settings_become_the_session_options(api):
+    function = api.post("Function/", {"name": "check_tables", "handler_url": "https://example.com/tables",
+                                      "filler_message": "Let me look at the bookings."}).json()
+    assert function["filler_message"] == "Let me look at the bookings."
+    quiet = api.post("Function/", {"name": "quiet", "handler_url": "https://example.com/quiet"}).json()
+    assert quiet["filler_message"] == ""
     created = api.post("Voicebot/", {"name": "Desk", "callTimeout": 12, "max_call_duration": 600,
                                      "interruptions_enabled": False, "interruption_min_words": 3,
-                                     "backchannel_words": ["got it"]}).json()
+                                     "backchannel_words": ["got it"], "interruption_min_speech_ms": 120,
+                                     "interruption_words_wait_ms": 800, "dead_air_ms": 4000,
+                                     "filler_message": "Hang on.",
+                                     "function_ids": [function["id"], quiet["id"]]}).json()
     options = session_options(Voicebot.objects.get(pk=created["id"]))
     assert (options.caller_silence_s, options.max_call_duration_s) == (12.0, 600 - TIME_LIMIT_GOODBYE_S)
     assert not options.interruptions_enabled and options.min_interruption_words == 3
     assert options.backchannel_words == ("got it",)
+    assert (options.barge_in_min_speech_s, options.barge_in_words_wait_s, options.dead_air_s) == (0.12, 0.8, 4.0)
+    assert options.filler_text == "Hang on."
+    assert options.function_fillers == {"check_tables": "Let me look at the bookings."}
+
+
+@pytest.mark.django_db
+def test_barge_in_and_dead_air_settings_have_measured_defaults_and_sane_bounds(api):
+    bot = api.post("Voicebot/", {"name": "Desk"}).json()
+    assert (bot["interruption_min_speech_ms"], bot["interruption_words_wait_ms"], bot["dead_air_ms"]) == (
+        round(SessionOptions().barge_in_min_speech_s * 1000), round(SessionOptions().barge_in_words_wait_s * 1000),
+        round(SessionOptions().dead_air_s * 1000))
+    assert bot["filler_message"] == SessionOptions().filler_text
+    for field, wrong in (("interruption_min_speech_ms", 5), ("interruption_words_wait_ms", 10_000),
+                         ("dead_air_ms", 100), ("filler_message", "x" * 201)):
+        response = api.patch(f"Voicebot/{bot['id']}/", {field: wrong})
+        assert response.status_code == 400 and field in response.json()["details"], field

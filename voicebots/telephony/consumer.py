@@ -26,6 +26,7 @@ from voicebots.chats.runtime import BotRuntime, load_bot_runtime
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.control import CallControl
+from voicebots.voice.options import DEFAULT_FILLER
 from voicebots.voice.session import CallSession, SessionOptions
 
 from . import vendors
@@ -231,6 +232,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
             call.save(update_fields=["end_reason", "updated_at"])
             return None
+        self.fillers = function_fillers(bot)
         call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
                      "direction": call.direction}
         return load_bot_runtime(
@@ -254,7 +256,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             config=runtime.config, engine=engine, transport=self.transport,
             stt=vendors.speech_to_text(bot), tts=vendors.voice(bot), fallback_tts=vendors.fallback_voice(bot),
             audio_cache=AudioCache(), observer=CallRecorder(self.call), control=control,
-            activity=SileroActivity(detector=detector), options=session_options(bot),
+            activity=SileroActivity(detector=detector), options=session_options(bot, self.fillers),
         )
 
     async def transfer(self, destination: str) -> bool:
@@ -287,13 +289,23 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             await in_call_database_thread(_finish)(call, reason, history, self.transport.dropped)
 
 
-def session_options(bot) -> SessionOptions:
-    """The call settings of `bot` as the pipeline's options."""
+def function_fillers(bot) -> dict[str, str]:
+    """The filler lines of the bot's functions that have their own (database access: call it off the loop)."""
+    return {function.name: function.filler_message for function in bot.functions.all() if function.filler_message}
+
+
+def session_options(bot, fillers: dict[str, str] | None = None) -> SessionOptions:
+    """The call settings of `bot` as the pipeline's options (`fillers`: its `function_fillers`, read if None)."""
     return SessionOptions(
         welcome_message=bot.welcome_message,
         interruptions_enabled=bot.interruptions_enabled,
         min_interruption_words=bot.interruption_min_words,
         backchannel_words=tuple(bot.backchannel_words),
+        barge_in_min_speech_s=bot.interruption_min_speech_ms / 1000,
+        barge_in_words_wait_s=bot.interruption_words_wait_ms / 1000,
+        dead_air_s=bot.dead_air_ms / 1000,
+        filler_text=bot.filler_message or DEFAULT_FILLER,
+        function_fillers=function_fillers(bot) if fillers is None else fillers,
         caller_silence_s=float(bot.call_timeout),
         # Plivo itself cuts outbound calls at max_call_duration: leave time to say goodbye before that.
         max_call_duration_s=max(bot.max_call_duration - TIME_LIMIT_GOODBYE_S, TIME_LIMIT_GOODBYE_S),
