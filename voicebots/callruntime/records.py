@@ -1,0 +1,69 @@
+"""Writes a call's turns, incidents and DTMF to its record as they happen, and caches fixed audio."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from django.core.cache import cache
+
+from voicebots.calls.models import Call, CallEvent, CallTurn
+from voicebots.chats.events import tool_call_dict
+from voicebots.voice.audio import MULAW_8K, AudioFormat, convert
+from voicebots.voice.ports import BaseCallObserver, TurnRecord
+
+from .database import in_call_database_thread
+
+ASSETS = Path(__file__).resolve().parent.parent / "voice" / "assets"
+AUDIO_CACHE_SECONDS = 30 * 24 * 3600
+
+
+def recorded_audio(name: str, audio_format: AudioFormat = MULAW_8K) -> bytes:
+    """Pre-recorded audio shipped with the product (8 kHz mu-law, see voice/assets/README.md), in `audio_format`."""
+    return convert((ASSETS / f"{name}.ulaw").read_bytes(), MULAW_8K, audio_format)
+
+
+class AudioCache:
+    """The pipeline's AudioCache on the shared cache (Redis): greetings are synthesized once per bot, voice, text
+    and audio format (a browser call must not get the phone's mu-law)."""
+
+    def __init__(self, audio_format: AudioFormat = MULAW_8K) -> None:
+        # The phone's keys stay as they were, so a deployment keeps its cached greetings.
+        self._format_key = "" if audio_format == MULAW_8K else f"|{audio_format}"
+
+    def _key(self, bot_id: str, voice: str, text: str) -> str:
+        return "audio:" + hashlib.sha256(f"{bot_id}|{voice}|{text}{self._format_key}".encode()).hexdigest()
+
+    async def get(self, bot_id: str, voice: str, text: str) -> bytes | None:
+        return await cache.aget(self._key(bot_id, voice, text))
+
+    async def put(self, bot_id: str, voice: str, text: str, audio: bytes) -> None:
+        await cache.aset(self._key(bot_id, voice, text), audio, AUDIO_CACHE_SECONDS)
+
+
+class CallRecorder(BaseCallObserver):
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self._in_order = asyncio.Lock()  # a turn is written more than once: the last version must land last
+
+    async def _write(self, func, **kwargs) -> None:
+        async with self._in_order:
+            await in_call_database_thread(func)(**kwargs)
+
+    async def on_turn(self, record: TurnRecord) -> None:
+        await self._write(
+            CallTurn.objects.update_or_create, call=self.call, index=record.index,
+            defaults={
+                "caller_text": record.caller_text, "bot_text": record.bot_text, "interrupted": record.interrupted,
+                "timings": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in record.timings.items()},
+                "tool_calls": [tool_call_dict(r.call, r.result) for r in record.tool_calls],
+            },
+        )
+        if record.error:
+            await self.on_incident("turn_error", record.error)
+
+    async def on_incident(self, kind: str, detail: str) -> None:
+        await self._write(CallEvent.objects.create, call=self.call, kind=kind, detail={"detail": detail})
+
+    async def on_dtmf(self, digit: str) -> None:
+        await self._write(CallEvent.objects.create, call=self.call, kind="dtmf", detail={"digit": digit})
