@@ -12,8 +12,8 @@ import asyncio
 import numpy as np
 
 from voicebots.providers.silero_vad import SileroActivity
-from voicebots.telephony.recording import recorded_audio
-from voicebots.voice.audio import mulaw_to_pcm16, pcm16_to_mulaw
+from voicebots.callruntime.records import recorded_audio
+from voicebots.voice.audio import MULAW_8K, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.caller_speech import CallerSpeech
 from voicebots.voice.playout import Playout
 
@@ -23,6 +23,8 @@ ECHO_DELAY_S = 0.12
 
 
 class Line:
+    output_format = MULAW_8K
+
     async def send_audio(self, frame: bytes) -> None:
         pass
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pytest import approx
 
-from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, pcm16_to_mulaw
+from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, pcm16_to_mulaw
 from voicebots.voice.playout import Playout, ResumePoint
 from voicebots.voice.words import WordSpan, estimated_words, first_unheard, word_offsets
 
@@ -20,6 +20,8 @@ class Clock:
 
 class Line:
     """A transport that only records what it is sent."""
+
+    output_format = MULAW_8K
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, object]] = []

@@ -6,26 +6,27 @@ It stamps the end of the caller's speech for the timeline, tells the session whe
 """
 from __future__ import annotations
 
-from .audio import SAMPLE_RATE, rms
+from .audio import MULAW_8K, AudioFormat
 from .ports import VoiceVerdict
 
 DEFAULT_SPEECH_RMS = 500.0  # about -36 dBFS: well above line noise, well below normal speech
 
 
 class VoiceActivity:
-    def __init__(self, speech_rms: float = DEFAULT_SPEECH_RMS) -> None:
+    def __init__(self, speech_rms: float = DEFAULT_SPEECH_RMS, audio_format: AudioFormat = MULAW_8K) -> None:
         self._speech_rms = speech_rms
+        self._format = audio_format
         self.last_speech_at: float | None = None
         self.speaking = False
         self._verdicts: list[VoiceVerdict] = []
 
     def update(self, audio: bytes, now: float) -> bool:
         """Feed caller audio that arrived at `now`; True if it carries speech."""
-        level = rms(audio)
+        level = self._format.rms(audio)
         self.speaking = level >= self._speech_rms
         if self.speaking:
             self.last_speech_at = now
-        self._verdicts.append(VoiceVerdict(now, len(audio) / SAMPLE_RATE, self.speaking, level))
+        self._verdicts.append(VoiceVerdict(now, len(audio) / self._format.bytes_per_second, self.speaking, level))
         return self.speaking
 
     def take_verdicts(self) -> list[VoiceVerdict]:

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Awaitable, Callable
 
-from .audio import rms
+from .audio import AudioFormat
 from .ports import IncidentKind, SpeechToText, SpeechToTextError, SpeechToTextEvent, VoiceActivityDetector
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class SpeechListener:
     def __init__(self, stt: SpeechToText, activity: VoiceActivityDetector, *, on_event: OnEvent,
                  on_incident: OnIncident, on_lost: Callable[[], None], words_pending: Callable[[], bool],
                  reconnect_delays_s: tuple[float, ...], backlog_s: float, message_frames: int, speech_rms: float,
-                 finalize_after_silence_s: float | None) -> None:
+                 finalize_after_silence_s: float | None, audio_format: AudioFormat) -> None:
         self._stt = stt
         self._activity = activity
         self._on_event = on_event
@@ -41,6 +41,7 @@ class SpeechListener:
         self._reconnect_delays_s = reconnect_delays_s
         self._message_frames = message_frames
         self._speech_rms = speech_rms
+        self._format = audio_format
         self._finalize_after_silence_s = finalize_after_silence_s
         # Caller audio not yet sent to the STT; while the stream is down the latest of it waits here.
         self._backlog: deque[bytes] = deque(maxlen=max(1, int(backlog_s * FRAMES_PER_SECOND)))
@@ -51,7 +52,7 @@ class SpeechListener:
     def feed(self, audio: bytes) -> None:
         self._backlog.append(audio)
         # Quiet audio waits for more to share a message; speech goes at once (barge-in, endpoints).
-        if len(self._backlog) >= self._message_frames or rms(audio) >= self._speech_rms:
+        if len(self._backlog) >= self._message_frames or self._format.rms(audio) >= self._speech_rms:
             self._audio_due.set()
 
     def words_heard(self) -> None:

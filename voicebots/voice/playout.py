@@ -1,4 +1,5 @@
-"""Audio out to the caller: 20 ms frames, a checkpoint after each spoken segment, what was heard, and where.
+"""Audio out to the caller: 20 ms frames (of the transport's output format), a checkpoint after each spoken
+segment, what was heard, and where.
 
 The transport plays frames in order at real time and acknowledges a checkpoint once everything before it has
 been played, so the acknowledged segments were heard for sure. Audio is sent as soon as it exists (the
@@ -19,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, pad_to_frame, rms
+from .audio import FRAME_MS, AudioFormat
 from .ports import Transport
 from .words import WordSpan, estimated_words, first_unheard
 
@@ -61,6 +62,8 @@ class TurnAudio:
     """Everything a turn's voice produced, in order, and how much of it went to the transport."""
 
     turn: int
+    bytes_per_second: int
+    sample_bytes: int = 1
     audio: bytearray = field(default_factory=bytearray)
     segments: list[PlayedSegment] = field(default_factory=list)
     segment_start: int = 0  # where the segment now being voiced starts
@@ -82,12 +85,14 @@ class TurnAudio:
         if index < 0:
             return self.frames[0][1] if self.frames else 0
         plays_at, first, end = self.frames[index]
-        return min(end, first + round((at - plays_at) * SAMPLE_RATE))
+        played = round((at - plays_at) * self.bytes_per_second / self.sample_bytes) * self.sample_bytes
+        return min(end, first + played)
 
 
 class Playout:
     def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic) -> None:
         self._transport = transport
+        self._format: AudioFormat = transport.output_format
         self._clock = clock
         self._turns: dict[int, TurnAudio] = {}
         self._checkpoints: dict[str, PlayedSegment] = {}
@@ -98,7 +103,7 @@ class Playout:
 
     def audio_of(self, turn: int) -> TurnAudio:
         if turn not in self._turns:
-            self._turns[turn] = TurnAudio(turn)
+            self._turns[turn] = TurnAudio(turn, self._format.bytes_per_second, self._format.sample_bytes)
         return self._turns[turn]
 
     # --- Sending ----------------------------------------------------------------------------------------
@@ -148,15 +153,15 @@ class Playout:
         kept.pending_words.append((byte, char, end))
 
     async def _send_up_to(self, kept: TurnAudio, limit: int, *, pad: bool) -> int:
-        sent = 0
+        sent, frame_bytes = 0, self._format.frame_bytes
         while kept.sent < limit and not (kept.held or kept.stopped):
-            end = min(kept.sent + FRAME_BYTES, limit)
-            if end - kept.sent < FRAME_BYTES and not pad:
+            end = min(kept.sent + frame_bytes, limit)
+            if end - kept.sent < frame_bytes and not pad:
                 break
             frame = bytes(kept.audio[kept.sent:end])
             self._schedule(kept, kept.sent, end, frame)
             kept.sent = end
-            await self._transport.send_audio(pad_to_frame(frame) if len(frame) < FRAME_BYTES else frame)
+            await self._transport.send_audio(self._format.pad_to_frame(frame) if len(frame) < frame_bytes else frame)
             sent += 1
         return sent
 
@@ -167,7 +172,7 @@ class Playout:
         self._play_end = plays_at + FRAME_S
         kept.frames.append((plays_at, first, end))
         levels = self._levels
-        levels.append((plays_at, rms(frame)))
+        levels.append((plays_at, self._format.rms(frame)))
         while levels and levels[0][0] < now - LEVEL_MEMORY_S:
             levels.popleft()
 
@@ -266,6 +271,9 @@ class Playout:
             for kept in self._turns.values():
                 while kept.frames and kept.frames[-1][0] > now:
                     kept.frames.pop()
+                if kept.frames:  # the frame playing now stops where it is
+                    plays_at, first, _ = kept.frames[-1]
+                    kept.frames[-1] = (plays_at, first, kept.position(now))
 
     async def resume_point(self, turn: int, cut: int, wait_s: float = 0.5) -> ResumePoint:
         """Where to go on after a hold at byte `cut`: the first word the caller did not hear (a word heard in part
@@ -277,7 +285,8 @@ class Playout:
         segment = await self._segment_at(kept, cut, wait_s)
         if segment is None:  # past every finished segment: nothing of it was lost
             return ResumePoint(cut, len(kept.text))
-        words = segment.words or estimated_words(segment.text, bytes(kept.audio[segment.start:segment.end]))
+        words = segment.words or estimated_words(segment.text, bytes(kept.audio[segment.start:segment.end]),
+                                                 self._format)
         point = first_unheard(words, cut - segment.start, segment.end - segment.start)
         if point is None:
             return ResumePoint(segment.end, segment.char + len(segment.text))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from .audio import MULAW_8K, AudioFormat, convert
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 LINES = {
     "not_configured": "Sorry, this line is not set up to take calls yet. Please try again later. Goodbye.",
@@ -12,6 +14,6 @@ LINES = {
 
 
 @functools.cache
-def recorded_line(name: str) -> tuple[str, bytes]:
-    """(what it says, its audio)."""
-    return LINES[name], (ASSETS / f"{name}.ulaw").read_bytes()
+def recorded_line(name: str, audio_format: AudioFormat = MULAW_8K) -> tuple[str, bytes]:
+    """(what it says, its audio in `audio_format`)."""
+    return LINES[name], convert((ASSETS / f"{name}.ulaw").read_bytes(), MULAW_8K, audio_format)

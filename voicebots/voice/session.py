@@ -87,7 +87,8 @@ class CallSession:
         self._options = options = options or SessionOptions()
         self.history: list[Message] = []
         self._playout = Playout(transport)
-        self._activity: VoiceActivityDetector = activity or VoiceActivity(options.speech_rms)
+        self._caller_format = transport.input_format
+        self._activity: VoiceActivityDetector = activity or VoiceActivity(options.speech_rms, self._caller_format)
         self._caller_speech = CallerSpeech(min_speech_s=options.barge_in_min_speech_s,
                                            echo_margin_db=options.barge_in_echo_margin_db,
                                            floor_rms=options.barge_in_floor_rms)
@@ -98,7 +99,7 @@ class CallSession:
             on_lost=self._turn_taker.forget_interim, words_pending=lambda: self._turn_taker.has_unfinalized_words,
             reconnect_delays_s=options.stt_reconnect_delays_s, backlog_s=options.stt_backlog_s,
             message_frames=options.stt_message_frames, speech_rms=options.speech_rms,
-            finalize_after_silence_s=options.finalize_after_silence_s)
+            finalize_after_silence_s=options.finalize_after_silence_s, audio_format=self._caller_format)
         rules = InterruptionRules(enabled=options.interruptions_enabled, min_words=options.min_interruption_words,
                                   backchannel_words=options.backchannel_words)
         self._barge_in = BargeIn(
@@ -464,7 +465,7 @@ class CallSession:
             await self._carry_out(turn, action)
 
     async def _play_recorded_line(self, turn: BotTurn, *, segment: int) -> str:
-        text, audio = recorded_line("trouble")
+        text, audio = recorded_line("trouble", self._transport.output_format)
         await self._incident("fallback_line", f"no voice could speak: played the recording {text!r}")
         await self._play_fixed(turn, audio, text, segment=segment)
         return text

@@ -14,7 +14,6 @@ import re
 import time
 from typing import Awaitable, Callable, Sequence
 
-from .audio import SAMPLE_RATE
 from .playout import Playout
 from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError, WordTimes
 from .timeline import Timeline
@@ -94,7 +93,8 @@ class SpokenReply:
         speech = voice.start_turn()
         self._pushed = self.spoken
         self._playout.discard_open_segment(self._turn)  # a failed voice's unfinished segment is said again
-        self._words = _WordPlacer(self, len(self._playout.audio_of(self._turn).audio))
+        self._words = _WordPlacer(self, len(self._playout.audio_of(self._turn).audio),
+                                  self._playout.audio_of(self._turn).bytes_per_second)
         feeder = asyncio.create_task(self._feed(speech))
         relay = asyncio.create_task(self._relay(speech))
         try:
@@ -168,9 +168,10 @@ class _WordPlacer:
     n-th word is the n-th word of the text it was given. A voice whose words stop matching the text is no longer
     trusted with positions (the playout then estimates them)."""
 
-    def __init__(self, reply: SpokenReply, audio_base: int) -> None:
+    def __init__(self, reply: SpokenReply, audio_base: int, bytes_per_second: int) -> None:
         self._reply = reply
         self._audio_base = audio_base  # where this voice's audio starts in the turn's audio
+        self._bytes_per_second = bytes_per_second
         self._first_segment = reply.spoken
         self._next = 0  # words placed so far
         self._trusted = True
@@ -184,9 +185,15 @@ class _WordPlacer:
             if not self._trusted or self._next >= len(words) or _letters(word) != _letters(words[self._next].group()):
                 self._trusted = False
                 return
-            reply._playout.mark_word(reply._turn, self._audio_base + round(start * SAMPLE_RATE),
-                                     text_base + words[self._next].start(), self._audio_base + round(end * SAMPLE_RATE))
+            rate = self._bytes_per_second
+            reply._playout.mark_word(reply._turn, self._audio_base + _frame_aligned(start * rate),
+                                     text_base + words[self._next].start(), self._audio_base + _frame_aligned(end * rate))
             self._next += 1
+
+
+def _frame_aligned(position: float) -> int:
+    """A byte position on an even byte: a 16-bit sample is never split (mu-law moves by a sample at most)."""
+    return round(position / 2) * 2
 
 
 def _letters(word: str) -> str:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, mulaw_to_pcm16
+from .audio import MULAW_8K, AudioFormat
 
-WINDOW_BYTES = SAMPLE_RATE // 100  # 10 ms: fine enough to find the gap between two words
+WINDOW_MS = 10  # fine enough to find the gap between two words
 SOUND_SHARE = 0.1  # a window this fraction of the segment's loudest carries sound (its speech, not the silence)
 SNAP_SHARE = 0.4  # a boundary may move by this share of the shorter of its two words
 _WORD = re.compile(r"\S+")
@@ -35,24 +35,31 @@ def word_offsets(text: str) -> list[int]:
     return [match.start() for match in _WORD.finditer(text)]
 
 
-def _window_levels(audio: bytes) -> np.ndarray:
-    count = len(audio) // WINDOW_BYTES
+def _window_levels(samples: np.ndarray, window: int) -> np.ndarray:
+    count = len(samples) // window
     if count == 0:
         return np.zeros(0)
-    samples = mulaw_to_pcm16(audio[:count * WINDOW_BYTES]).astype(np.float64).reshape(count, WINDOW_BYTES)
-    return np.sqrt((samples * samples).mean(axis=1))
+    windows = samples[:count * window].astype(np.float64).reshape(count, window)
+    return np.sqrt((windows * windows).mean(axis=1))
 
 
-def estimated_words(text: str, audio: bytes) -> list[WordSpan]:
-    """Word spans of a segment without timestamps: by character share, boundaries snapped to quiet windows."""
+def estimated_words(text: str, audio: bytes, audio_format: AudioFormat = MULAW_8K) -> list[WordSpan]:
+    """Word spans of a segment without timestamps: by character share, boundaries snapped to quiet windows.
+    Offsets are bytes of `audio` (in `audio_format`)."""
+    spans = _estimated_samples(text, audio_format.to_pcm16(audio), audio_format.sample_rate * WINDOW_MS // 1000)
+    return [WordSpan(span.char, span.start * audio_format.sample_bytes) for span in spans]
+
+
+def _estimated_samples(text: str, samples: np.ndarray, window: int) -> list[WordSpan]:
+    """`estimated_words` counted in samples, with `window` samples per level."""
     starts = word_offsets(text)
     if not starts:
         return []
-    levels = _window_levels(audio)
+    levels = _window_levels(samples, window)
     if not len(levels) or levels.max() == 0:
-        return [WordSpan(char, round(len(audio) * char / max(len(text), 1))) for char in starts]
+        return [WordSpan(char, round(len(samples) * char / max(len(text), 1))) for char in starts]
     loud = np.flatnonzero(levels >= levels.max() * SOUND_SHARE)
-    sound_start, sound_end = int(loud[0]) * WINDOW_BYTES, (int(loud[-1]) + 1) * WINDOW_BYTES
+    sound_start, sound_end = int(loud[0]) * window, (int(loud[-1]) + 1) * window
     first = starts[0]
     span = max(len(text.rstrip()) - first, 1)
     guesses = [sound_start + (sound_end - sound_start) * (char - first) / span for char in starts]
@@ -61,15 +68,15 @@ def estimated_words(text: str, audio: bytes) -> list[WordSpan]:
         shorter = min(guesses[index] - guesses[index - 1],
                       (guesses[index + 1] if index + 1 < len(guesses) else sound_end) - guesses[index])
         reach = shorter * SNAP_SHARE
-        low = max(int((guesses[index] - reach) // WINDOW_BYTES), placed[-1] // WINDOW_BYTES + 1)
-        high = min(int((guesses[index] + reach) // WINDOW_BYTES), len(levels) - 1)
+        low = max(int((guesses[index] - reach) // window), placed[-1] // window + 1)
+        high = min(int((guesses[index] + reach) // window), len(levels) - 1)
         if low > high:
             placed.append(max(round(guesses[index]), placed[-1]))
             continue
         windows = levels[low:high + 1]
         quietest = np.flatnonzero(windows == windows.min())
-        nearest = quietest[np.argmin(np.abs((low + quietest) * WINDOW_BYTES - guesses[index]))]
-        placed.append((low + int(nearest)) * WINDOW_BYTES)
+        nearest = quietest[np.argmin(np.abs((low + quietest) * window - guesses[index]))]
+        placed.append((low + int(nearest)) * window)
     return [WordSpan(char, start) for char, start in zip(starts, placed)]
 
 
