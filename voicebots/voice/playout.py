@@ -29,6 +29,7 @@ LEVEL_MEMORY_S = 2.0  # how far back the level of the bot's own voice is kept, f
 # The carrier plays a little behind this clock (the network, its jitter buffer): audio that ended this recently
 # may still be playing, so a hold clears it too.
 CLEAR_SLACK_S = 0.3
+FRAMES_PER_YIELD = 5  # as many as one message of the transport carries
 
 
 def checkpoint_name(turn: int, segment: int, resumed: int = 0) -> str:
@@ -72,6 +73,7 @@ class TurnAudio:
     frames: list[tuple[float, int, int]] = field(default_factory=list)  # (plays at, first byte, end byte)
     held: bool = False
     stopped: bool = False
+    resuming: bool = False  # a resume is sending the kept audio: new audio waits behind it
     resumed: int = 0  # times it was resumed after a hold (names its new checkpoints)
     heard_char: int = 0  # of the turn's text, what was heard when it was held or stopped mid-segment
 
@@ -115,7 +117,9 @@ class Playout:
         if kept.stopped:
             return 0
         kept.audio += audio
-        return 0 if kept.held else await self._send_up_to(kept, len(kept.audio), pad=False)
+        if kept.held or kept.resuming:
+            return 0
+        return await self._send_up_to(kept, len(kept.audio), pad=False)
 
     async def end_segment(self, turn: int, index: int, text: str) -> None:
         """The segment's audio is complete: send its last (padded) frame and a checkpoint."""
@@ -133,7 +137,7 @@ class Playout:
         kept.segments.append(segment)
         kept.segment_start = segment.end
         self._segment_done.set()
-        if not kept.held:
+        if not (kept.held or kept.resuming):
             await self._send_up_to(kept, segment.end, pad=True)
             await self._checkpoint(kept, segment)
 
@@ -163,6 +167,8 @@ class Playout:
             kept.sent = end
             await self._transport.send_audio(self._format.pad_to_frame(frame) if len(frame) < frame_bytes else frame)
             sent += 1
+            if sent % FRAMES_PER_YIELD == 0:  # a long stretch (a resume, a cached greeting): let the transport
+                await asyncio.sleep(0)  # send as we go, rather than overflow its queue
         return sent
 
     def _schedule(self, kept: TurnAudio, first: int, end: int, frame: bytes) -> None:
@@ -313,16 +319,19 @@ class Playout:
         kept = self.audio_of(turn)
         if kept.stopped or not kept.held:
             return
-        kept.held = False
+        kept.held, kept.resuming = False, True
         kept.resumed += 1
         kept.heard_char = max(kept.heard_char, point.char)
         kept.sent = point.byte
-        for segment in kept.segments:
-            if segment.end > point.byte:
-                await self._send_up_to(kept, segment.end, pad=True)
+        try:
+            # Segments the voice finishes meanwhile join the queue (sending yields to the transport).
+            while unsent := [segment for segment in kept.segments if segment.end > kept.sent]:
+                await self._send_up_to(kept, unsent[0].end, pad=True)
                 if kept.held or kept.stopped:
                     return
-                await self._checkpoint(kept, segment)
+                await self._checkpoint(kept, unsent[0])
+        finally:
+            kept.resuming = False
         await self._send_up_to(kept, len(kept.audio), pad=False)
 
     def cut_off(self, turn: int, point: ResumePoint) -> None:
