@@ -10,8 +10,9 @@ into the held turn. Then the words decide:
   from the audio kept, with nothing repeated or skipped.
 
 Waiting for words is cut short: once the caller has been quiet for `quiet_s`, the STT is asked for its final
-transcript at once (Deepgram's Finalize), instead of waiting for its endpointing; with no words at all, the turn
-resumes once the caller has been quiet for `words_wait_s`.
+transcript at once (Deepgram's Finalize), instead of waiting for its endpointing, and if the words so far (interim
+ones too) are only an acknowledgement the turn resumes then; with no words at all, it resumes once the caller has
+been quiet for `words_wait_s`.
 
 `InterruptionRules` says which words count: "ok", "uh-huh" or "right" while the bot speaks are listening, not
 taking the turn, so those words (and phrases) are dropped before counting.
@@ -93,18 +94,18 @@ class BargeIn:
     """Holds the bot's turn when the caller's voice is heard, and resumes it when they turn out only to listen.
 
     The session says when a voice is heard (`voice_heard`) and hands it the caller's finished utterances
-    (`take_utterance`); the words and quiet of the line come from `words_pending` (the turn-taker has words
-    not yet answered) and `quiet_for` (seconds since the caller's voice). A resume is reported to `on_resumed`."""
+    (`take_utterance`); the words and quiet of the line come from `words` (the caller's words not yet answered,
+    final or not) and `quiet_for` (seconds since the caller's voice). A resume is reported to `on_resumed`."""
 
     def __init__(self, playout: Playout, rules: InterruptionRules, *, quiet_s: float = DEFAULT_QUIET_S,
-                 words_wait_s: float = DEFAULT_WORDS_WAIT_S, words_pending: Callable[[], bool],
+                 words_wait_s: float = DEFAULT_WORDS_WAIT_S, words: Callable[[], str],
                  quiet_for: Callable[[float], float | None], finalize: Callable[[], Awaitable[None]],
                  spawn: Callable[..., object], on_resumed: Callable[[Pause, str, float], Awaitable[None]]) -> None:
         self._playout = playout
         self.rules = rules
         self._quiet_s = quiet_s
         self._words_wait_s = words_wait_s
-        self._words_pending = words_pending
+        self._words = words
         self._quiet_for = quiet_for
         self._finalize = finalize
         self._spawn = spawn
@@ -132,7 +133,10 @@ class BargeIn:
             if not pause.finalize_asked:  # the STT need not wait for its endpointing to say what it heard
                 pause.finalize_asked = True
                 await self._finalize()
-            if not self._words_pending() and quiet >= self._words_wait_s:
+            words = self._words()
+            if words and self.rules.is_backchannel(words, partial=True):
+                await self.resume(repr(words))  # the caller is quiet after an acknowledgement: no need to wait
+            elif not words and quiet >= self._words_wait_s:
                 await self.resume("no words")
 
     def take_utterance(self, turn: int, text: str) -> bool:
@@ -148,7 +152,7 @@ class BargeIn:
 
     def nothing_said(self, turn: int) -> None:
         """The STT finalized nothing (a noise, or words revised away): a held turn need not wait for words."""
-        if self.is_holding(turn) and not self._words_pending():
+        if self.is_holding(turn) and not self._words():
             self._spawn(self.resume("no words"))
 
     def release(self, turn: int) -> Pause | None:

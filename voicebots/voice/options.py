@@ -28,6 +28,7 @@ DEFAULT_MODEL_WAIT = "Just a moment."
 DEFAULT_EMPTY_REPLY = "Sorry, I don't have an answer to that. Could you put it another way?"
 DEFAULT_CANNOT_HEAR = "Sorry, I can't hear you right now, so I'll end the call. Please call again later. Goodbye!"
 DEFAULT_DEAD_AIR_S = 2.5
+DEFAULT_PLAYBACK_LAG_S = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class SessionOptions:
     barge_in_quiet_s: float = DEFAULT_QUIET_S
     barge_in_words_wait_s: float = DEFAULT_WORDS_WAIT_S
     barge_in_confirm_s: float = 1.0
+    playback_lag_s: float = DEFAULT_PLAYBACK_LAG_S
     dead_air_s: float | None = DEFAULT_DEAD_AIR_S
     filler_text: str = DEFAULT_FILLER
     function_fillers: Mapping[str, str] = field(default_factory=dict)

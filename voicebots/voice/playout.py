@@ -92,10 +92,14 @@ class TurnAudio:
 
 
 class Playout:
-    def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic, *,
+                 playback_lag_s: float = 0.0) -> None:
         self._transport = transport
         self._format: AudioFormat = transport.output_format
         self._clock = clock
+        # The carrier plays what we send a little later than we send it (its jitter buffer, the network), while
+        # a clear stops it at once: when it stops, it has played what our clock says it played this long ago.
+        self._playback_lag_s = playback_lag_s
         self._turns: dict[int, TurnAudio] = {}
         self._checkpoints: dict[str, PlayedSegment] = {}
         self._acked = asyncio.Event()
@@ -247,7 +251,7 @@ class Playout:
         audio heard up to."""
         kept = self.audio_of(turn)
         now = self._clock()
-        cut = kept.position(now)
+        cut = kept.position(now - self._playback_lag_s)
         kept.held = True
         await self._silence(now, always=False)
         return cut
@@ -257,7 +261,7 @@ class Playout:
         buffers; returns the byte heard up to."""
         kept = self.audio_of(turn)
         now = self._clock()
-        cut = kept.position(now)
+        cut = kept.position(now - self._playback_lag_s)
         was_held, kept.stopped = kept.held, True
         self._acked.set()  # nothing more of it will be acknowledged: whoever waits for it is done
         await self._silence(now, always=not was_held)  # a held turn was cleared already
@@ -272,14 +276,15 @@ class Playout:
             await self._transport.clear()
         if self._play_end > now:
             self._play_end = now
-            while self._levels and self._levels[-1][0] > now:
+            stopped_at = now - self._playback_lag_s  # what the caller had heard when the carrier stopped
+            while self._levels and self._levels[-1][0] > stopped_at:
                 self._levels.pop()
             for kept in self._turns.values():
-                while kept.frames and kept.frames[-1][0] > now:
+                while kept.frames and kept.frames[-1][0] > stopped_at:
                     kept.frames.pop()
-                if kept.frames:  # the frame playing now stops where it is
+                if kept.frames:  # the frame playing then stops where it was
                     plays_at, first, _ = kept.frames[-1]
-                    kept.frames[-1] = (plays_at, first, kept.position(now))
+                    kept.frames[-1] = (plays_at, first, kept.position(stopped_at))
 
     async def resume_point(self, turn: int, cut: int, wait_s: float = 0.5) -> ResumePoint:
         """Where to go on after a hold at byte `cut`: the first word the caller did not hear (a word heard in part

@@ -86,7 +86,7 @@ class CallSession:
         self._observer: CallObserver = observer or BaseCallObserver()
         self._options = options = options or SessionOptions()
         self.history: list[Message] = []
-        self._playout = Playout(transport)
+        self._playout = Playout(transport, playback_lag_s=options.playback_lag_s)
         self._caller_format = transport.input_format
         self._activity: VoiceActivityDetector = activity or VoiceActivity(options.speech_rms, self._caller_format)
         self._caller_speech = CallerSpeech(min_speech_s=options.barge_in_min_speech_s,
@@ -104,7 +104,7 @@ class CallSession:
                                   backchannel_words=options.backchannel_words)
         self._barge_in = BargeIn(
             self._playout, rules, quiet_s=options.barge_in_quiet_s, words_wait_s=options.barge_in_words_wait_s,
-            words_pending=lambda: self._turn_taker.has_words, quiet_for=self._activity.silent_for,
+            words=lambda: self._turn_taker.text, quiet_for=self._activity.silent_for,
             finalize=self._listener.finalize_now, spawn=self._spawn, on_resumed=self._on_resumed)
         self._replier = Replier(engine, self._config, stall_s=options.llm_stall_s, segmenter=options.segmenter,
                                 incident=self._incident,

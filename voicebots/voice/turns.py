@@ -90,9 +90,9 @@ class TurnTaker:
         return bool(self._interim)
 
     @property
-    def has_words(self) -> bool:
-        """Words of the caller's utterance not yet answered (final or not)."""
-        return bool(self._interim or self._finals)
+    def text(self) -> str:
+        """The caller's words not yet answered (finals and the interim so far)."""
+        return self._text()
 
     def forget_interim(self) -> None:
         """The stream was lost: its unfinalized words will be transcribed again from the replayed audio."""
