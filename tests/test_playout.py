@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pytest import approx
 
-from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, pcm16_to_mulaw
+from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, PCM16_16K, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.playout import Playout, ResumePoint
 from voicebots.voice.words import WordSpan, estimated_words, first_unheard, word_offsets
 
@@ -27,7 +27,7 @@ class Line:
         self.sent: list[tuple[str, object]] = []
 
     async def send_audio(self, frame: bytes) -> None:
-        assert len(frame) == FRAME_BYTES
+        assert len(frame) == self.output_format.frame_bytes
         self.sent.append(("audio", frame))
 
     async def checkpoint(self, name: str) -> None:
@@ -174,3 +174,27 @@ def test_the_first_unheard_word():
     assert first_unheard(words, 900, 2400) == (4, 960)
     assert first_unheard(words, 2000, 2400) == (8, 1760)
     assert first_unheard(words, 2400, 2400) is None
+
+
+class BrowserLine(Line):
+    output_format = PCM16_16K
+
+
+async def test_browser_audio_is_held_and_resumed_on_whole_samples():
+    clock, line = Clock(), BrowserLine()
+    playout = Playout(line, clock)
+    text = "Seven eight tomorrow"
+    samples = mulaw_to_pcm16(tone_words([300, 220, 380], gap_ms=80))
+    audio = PCM16_16K.from_pcm16(np.repeat(samples, 2))  # the same words at 16 kHz
+    await playout.play(7, audio)
+    await playout.end_segment(7, 0, text)
+    assert {len(frame) for kind, frame in line.sent if kind == "audio"} == {PCM16_16K.frame_bytes}
+    clock.now = 100.5003  # inside "eight", not on a whole sample
+    cut = await playout.hold(7)
+    assert cut % 2 == 0
+    point = await playout.resume_point(7, cut)
+    assert point.char == text.index("eight") and point.byte % 2 == 0
+    assert 2 * 16 * 380 - 2 * 16 * 80 <= point.byte <= 2 * 16 * 380  # in the gap before "eight" (2 bytes a sample)
+    before = len(line.audio())
+    await playout.resume(7, point)
+    assert line.audio()[before:].startswith(audio[point.byte:point.byte + 640])

@@ -92,6 +92,24 @@ async def test_deepgram_stt_sends_the_call_settings_and_transcribes_each_burst_o
     assert stream.close_code == 1000 and stream.sent_types()[-1] == "Metadata"
 
 
+async def test_the_deepgram_fakes_first_interim_comes_as_far_into_the_speech_as_asked():
+    """bench.bargein runs the fake at Deepgram's live cadence: the first words some hundreds of ms into speech."""
+    firsts = {}
+    for delay_ms in (None, 500):
+        async with FakeDeepgram(["Wait, I have a question about my booking."], first_interim_ms=delay_ms) as fake:
+            stt = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, endpointing_ms=300)
+            await stt.connect()
+            await stream_in_real_time(stt, silence(200) + speech(900) + silence(400))
+            await stt.aclose()
+        sent = fake.streams[0].sent
+        interims = [message for message in sent if message["type"] == "Results" and not message["is_final"]]
+        # The audio clock of a result is its end: the first interim's end is how far into the speech it came.
+        firsts[delay_ms] = interims[0]["start"] + interims[0]["duration"] - 0.2
+        assert interims[-1]["channel"]["alternatives"][0]["transcript"].startswith("Wait,")
+    assert firsts[None] == pytest.approx(0.1, abs=0.03)  # after `interim_every_ms` of speech, as before
+    assert firsts[500] == pytest.approx(0.5, abs=0.03)
+
+
 async def test_deepgram_stt_sends_keepalive_only_while_no_audio_flows():
     async with FakeDeepgram() as fake:
         stt = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, keepalive_s=0.2)
