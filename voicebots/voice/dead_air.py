@@ -39,11 +39,11 @@ class DeadAirWatch:
         self._incident = incident
         self._filled_calls: set[tuple[int, str]] = set()  # (turn, tool call id) that had their function's filler
 
-    async def run(self) -> None:
-        while True:
+    async def watch(self, turn: BotTurn) -> None:
+        """Watch a reply while it runs (a reply is owed only until its text is all written and sent)."""
+        while not turn.interrupted and (turn.task is None or not turn.task.done()):
             await asyncio.sleep(CHECK_S)
-            turn = self._current_turn()
-            if turn is None or not self._owes(turn):
+            if self._current_turn() is not turn or not self._owes(turn):
                 continue
             now = time.monotonic()
             silent_since = max(turn.timeline.started, self._playout.play_end, turn.filler_at)

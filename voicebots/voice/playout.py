@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -105,7 +104,9 @@ class Playout:
         self._acked = asyncio.Event()
         self._segment_done = asyncio.Event()
         self._play_end = 0.0  # when everything sent so far will have played
-        self._levels: deque[tuple[float, float]] = deque()  # (plays at, level) of each frame sent
+        # When each frame sent plays, and its level, in time order (for telling the bot's echo apart).
+        self._level_times: list[float] = []
+        self._levels: list[float] = []
 
     def audio_of(self, turn: int) -> TurnAudio:
         if turn not in self._turns:
@@ -181,10 +182,11 @@ class Playout:
         plays_at = max(now, self._play_end)
         self._play_end = plays_at + FRAME_S
         kept.frames.append((plays_at, first, end))
-        levels = self._levels
-        levels.append((plays_at, self._format.rms(frame)))
-        while levels and levels[0][0] < now - LEVEL_MEMORY_S:
-            levels.popleft()
+        self._level_times.append(plays_at)
+        self._levels.append(self._format.rms(frame))
+        if self._level_times[0] < now - 2 * LEVEL_MEMORY_S:  # forget the old ones, now and then
+            keep = bisect.bisect_left(self._level_times, now - LEVEL_MEMORY_S)
+            del self._level_times[:keep], self._levels[:keep]
 
     async def _checkpoint(self, kept: TurnAudio, segment: PlayedSegment) -> None:
         name = checkpoint_name(kept.turn, segment.index, kept.resumed)
@@ -230,13 +232,9 @@ class Playout:
 
     def level(self, since: float, until: float) -> float:
         """The loudest frame of the bot's voice playing between `since` and `until` (0 if none)."""
-        loudest = 0.0
-        for plays_at, level in reversed(self._levels):
-            if plays_at < since - FRAME_S:
-                break
-            if plays_at <= until and level > loudest:
-                loudest = level
-        return loudest
+        first = bisect.bisect_left(self._level_times, since - FRAME_S)
+        last = bisect.bisect_right(self._level_times, until)
+        return max(self._levels[first:last], default=0.0)
 
     async def wait_played(self, turn: int) -> None:
         """Until every segment sent for `turn` has been acknowledged as played."""
@@ -277,8 +275,8 @@ class Playout:
         if self._play_end > now:
             self._play_end = now
             stopped_at = now - self._playback_lag_s  # what the caller had heard when the carrier stopped
-            while self._levels and self._levels[-1][0] > stopped_at:
-                self._levels.pop()
+            keep = bisect.bisect_right(self._level_times, stopped_at)
+            del self._level_times[keep:], self._levels[keep:]
             for kept in self._turns.values():
                 while kept.frames and kept.frames[-1][0] > stopped_at:
                     kept.frames.pop()

@@ -184,8 +184,6 @@ class CallSession:
                 self._spawn(self._connect_voice())
                 self._spawn(self._limits.watch_silence())
                 self._spawn(self._limits.limit_duration())
-                if self._options.dead_air_s is not None:
-                    self._spawn(self._dead_air.run())
                 self._started.set()
         finally:
             self._group = None
@@ -382,6 +380,8 @@ class CallSession:
         timeline.mark("transcript_final", now)
         turn = self._new_turn("reply", ended.text, timeline)
         turn.task = self._spawn(self._reply(turn))
+        if self._options.dead_air_s is not None:
+            self._spawn(self._dead_air.watch(turn))
 
     async def _answer_when_heard(self, ended: CallerTurnEnded) -> None:
         """Interruptions are off: the caller's words wait until the bot's current turn has been heard."""
