@@ -2,7 +2,8 @@
 
 Streams with `messages.create(stream=True)` and maps the raw events to the port's events itself: tool
 input is accumulated from `input_json_delta` fragments and parsed once at `content_block_stop`, which is
-cheaper than the SDK's snapshot helper that re-parses the partial JSON after every fragment.
+cheaper than the SDK's snapshot helper that re-parses the partial JSON after every fragment. The request
+itself (with prompt caching) is built by `anthropic_format`.
 """
 from __future__ import annotations
 
@@ -11,35 +12,42 @@ import json
 import logging
 import time
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import anthropic
 import httpcore2  # noqa: F401  (httpx2 imports it on the first client: here, at start-up, not in a first call)
 import httpx2
 
 from voicebots.conversation.ports import (
+    END_TURN,
+    Completion,
     LLMError,
     LLMEvent,
     LLMRequest,
+    Message,
     MessageDone,
+    Reasoning,
+    SystemPrompt,
     TextDelta,
     ThinkingDelta,
+    ToolCall,
     ToolUseRequested,
+    Usage,
 )
 from voicebots.core.tls import CLIENT_CONTEXT
+
+from . import anthropic_format
 
 logger = logging.getLogger(__name__)
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
-THINKING_DISABLED = {"type": "disabled"}
-THINKING_ADAPTIVE = {"type": "adaptive"}
 
 
 class _Block:
-    """One content block being streamed, rebuilt in request format for sending back."""
+    """One content block being streamed, rebuilt as a part of the project's Message."""
 
-    __slots__ = ("kind", "parts", "id", "name", "signature", "data", "param", "finished")
+    __slots__ = ("kind", "parts", "id", "name", "signature", "data", "value", "finished")
 
     def __init__(self, start: Any) -> None:
         self.kind: str = start.type
@@ -48,19 +56,18 @@ class _Block:
         self.name: str = getattr(start, "name", "")
         self.signature: str = getattr(start, "signature", "") or ""
         self.data: str = getattr(start, "data", "")  # redacted_thinking
-        self.param: dict[str, Any] | None = None  # None when there is nothing valid to send back
+        self.value: str | ToolCall | Reasoning | None = None  # None when there is nothing valid to keep
         self.finished = False
 
-    def finish(self) -> dict[str, Any] | None:
+    def finish(self) -> str | ToolCall | Reasoning | None:
         if not self.finished:
             self.finished = True
-            self.param = self._build()
-        return self.param
+            self.value = self._build()
+        return self.value
 
-    def _build(self) -> dict[str, Any] | None:
+    def _build(self) -> str | ToolCall | Reasoning | None:
         if self.kind == "text":
-            text = "".join(self.parts)
-            return {"type": "text", "text": text} if text else None
+            return "".join(self.parts) or None
         if self.kind == "tool_use":
             raw = "".join(self.parts)
             try:
@@ -68,15 +75,30 @@ class _Block:
             except ValueError:  # cut short (max_tokens): an unusable call
                 logger.warning("Dropping tool_use %s with unparseable input", self.name)
                 return None
-            return {"type": "tool_use", "id": self.id, "name": self.name, "input": tool_input}
+            return ToolCall(self.id, self.name, tool_input)
         if self.kind == "thinking":  # sent back (thinking on) so the model can continue after tools
-            return {"type": "thinking", "thinking": "".join(self.parts), "signature": self.signature}
+            return anthropic_format.thinking("".join(self.parts), self.signature)
         if self.kind == "redacted_thinking":
-            return {"type": "redacted_thinking", "data": self.data}
+            return anthropic_format.redacted_thinking(self.data)
         return None
 
 
-def _usage_dict(usage: Any, into: dict[str, int]) -> None:
+def _assistant_message(blocks: dict[int, _Block], keep_reasoning: bool) -> Message:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    reasoning: list[Reasoning] = []
+    for index in sorted(blocks):
+        value = blocks[index].finish()
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, ToolCall):
+            calls.append(value)
+        elif isinstance(value, Reasoning) and keep_reasoning:
+            reasoning.append(value)
+    return Message.assistant("".join(texts), tool_calls=calls, reasoning=reasoning)
+
+
+def _usage_dict(usage: Any, into: Usage) -> None:
     for name in USAGE_FIELDS:
         value = getattr(usage, name, None)
         if value is not None:
@@ -121,12 +143,14 @@ def _describe(error: Exception) -> LLMError:
 class AnthropicLLM:
     """LLM port implementation. Retries a 429/5xx/timeout/connection failure at most
     `max_retries_handled_here` times, only before any text or tool call was yielded, and only while the
-    whole attempt fits in `total_budget_s`. The SDK's own retries are off (max_retries=0)."""
+    whole attempt fits in `total_budget_s`. The SDK's own retries are off (max_retries=0). `complete` (work
+    after a conversation, not in one) waits up to `complete_timeout_s` and leaves retrying to its caller."""
 
     def __init__(self, api_key: str, base_url: str | None = None, *, timeout_s: float = 10.0,
                  connect_timeout_s: float = 3.0, total_budget_s: float = 15.0, max_retries_handled_here: int = 1,
-                 retry_delay_s: float = 0.5) -> None:
+                 retry_delay_s: float = 0.5, complete_timeout_s: float = 60.0) -> None:
         self._timeout_s = timeout_s
+        self._complete_timeout_s = complete_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._total_budget_s = total_budget_s
         self._max_retries = max_retries_handled_here
@@ -163,26 +187,28 @@ class AnthropicLLM:
             attempt += 1
             await asyncio.sleep(self._retry_delay_s)
 
-    def _params(self, request: LLMRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "system": request.system,
-            "messages": request.messages,
-            "thinking": THINKING_ADAPTIVE if request.thinking else THINKING_DISABLED,
-        }
-        if request.tools:
-            params["tools"] = request.tools
-        if request.tool_choice is not None:
-            params["tool_choice"] = request.tool_choice
-        return params
+    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
+                       max_tokens: int) -> Completion:
+        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
+                             max_tokens=max_tokens)
+        try:
+            reply = await self._client.messages.create(
+                **anthropic_format.request_params(request),
+                timeout=httpx2.Timeout(self._complete_timeout_s, connect=self._connect_timeout_s))
+        except (anthropic.APIError, httpx2.TransportError) as exc:
+            raise _describe(exc) from exc
+        usage: Usage = {}
+        _usage_dict(reply.usage, usage)
+        text = "".join(block.text for block in reply.content if block.type == "text")
+        return Completion(text, reply.stop_reason or END_TURN, usage)
 
     async def _attempt(self, request: LLMRequest, deadline: float) -> AsyncIterator[LLMEvent]:
         remaining = max(deadline - time.monotonic(), 0.1)
         timeout = httpx2.Timeout(min(self._timeout_s, remaining), connect=min(self._connect_timeout_s, remaining))
-        stream = await self._client.messages.create(**self._params(request), stream=True, timeout=timeout)
+        stream = await self._client.messages.create(**anthropic_format.request_params(request), stream=True,
+                                                    timeout=timeout)
         blocks: dict[int, _Block] = {}
-        usage: dict[str, int] = {}
+        usage: Usage = {}
         stop_reason = ""
         async with stream:  # closes the response, and so the connection, on any exit
             async for event in stream:
@@ -204,17 +230,14 @@ class AnthropicLLM:
                 elif kind == "content_block_start":
                     blocks[event.index] = _Block(event.content_block)
                 elif kind == "content_block_stop":
-                    block = blocks[event.index]
-                    if (param := block.finish()) is not None and block.kind == "tool_use":
-                        yield ToolUseRequested(param["id"], param["name"], param["input"])
+                    if isinstance(call := blocks[event.index].finish(), ToolCall):
+                        yield ToolUseRequested(call.id, call.name, call.input)
                 elif kind == "message_start":
                     _usage_dict(event.message.usage, usage)
                 elif kind == "message_delta":
                     stop_reason = event.delta.stop_reason or stop_reason
                     _usage_dict(event.usage, usage)
                 elif kind == "message_stop":
-                    content = [param for index in sorted(blocks) if (param := blocks[index].finish()) is not None
-                               and (request.thinking or not param["type"].endswith("thinking"))]
-                    yield MessageDone(stop_reason or "end_turn", usage, content)
+                    yield MessageDone(stop_reason or END_TURN, usage, _assistant_message(blocks, request.thinking))
                     return
         raise LLMError("The language model's reply was cut off.", retryable=False)

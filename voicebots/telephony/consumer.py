@@ -23,6 +23,7 @@ from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
+from voicebots.conversation.storage import history_to_json
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.control import CallControl
@@ -302,7 +303,7 @@ def session_options(bot) -> SessionOptions:
 
 def _finish(call: Call, reason: str, history, dropped_frames: int) -> None:
     if history is not None:
-        Call.objects.filter(pk=call.pk).update(history=history, updated_at=timezone.now())
+        Call.objects.filter(pk=call.pk).update(history=history_to_json(history), updated_at=timezone.now())
     if dropped_frames:
         calls.record_event(call, "audio_dropped", frames=dropped_frames)
     calls.finalize(call, reason=reason)
