@@ -7,11 +7,9 @@ itself (with prompt caching) is built by `anthropic_format`.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from contextlib import aclosing
 from typing import Any, AsyncIterator, Sequence
 
 import anthropic
@@ -37,6 +35,7 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import anthropic_format
+from .llm_retries import RetryPolicy, retrying_stream, sentence
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +104,6 @@ def _usage_dict(usage: Any, into: Usage) -> None:
             into[name] = value
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def _describe(error: Exception) -> LLMError:
     """One sentence a caller can show or speak, with whether retrying may help."""
     # The SDK wraps failures before the response; once streaming, transport errors arrive unwrapped.
@@ -132,10 +126,10 @@ def _describe(error: Exception) -> LLMError:
         return LLMError("The language model had a server error.", status=status, retryable=True)
     detail = error.api_message or error.type or ""
     if status == 200:  # an `event: error` in the middle of the stream
-        return LLMError(_sentence(f"The language model stopped with an error: {detail or 'unknown'}"),
+        return LLMError(sentence(f"The language model stopped with an error: {detail or 'unknown'}"),
                         status=status, retryable=error.type in RETRYABLE_STREAM_ERRORS)
     if isinstance(error, anthropic.BadRequestError):
-        return LLMError(_sentence(f"The language model rejected the request: {detail}" if detail
+        return LLMError(sentence(f"The language model rejected the request: {detail}" if detail
                                   else "The language model rejected the request"), status=status)
     return LLMError(f"The language model returned an error (HTTP {status}).", status=status)
 
@@ -152,9 +146,7 @@ class AnthropicLLM:
         self._timeout_s = timeout_s
         self._complete_timeout_s = complete_timeout_s
         self._connect_timeout_s = connect_timeout_s
-        self._total_budget_s = total_budget_s
-        self._max_retries = max_retries_handled_here
-        self._retry_delay_s = retry_delay_s
+        self._policy = RetryPolicy(total_budget_s, max_retries_handled_here, retry_delay_s)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0,
             timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
@@ -164,28 +156,10 @@ class AnthropicLLM:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        deadline = time.monotonic() + self._total_budget_s
-        attempt = 0
-        while True:
-            started_answering = False
-            try:
-                # aclosing: if our consumer stops at `yield`, the attempt (and its connection) closes now.
-                async with aclosing(self._attempt(request, deadline)) as events:
-                    async for event in events:
-                        if not isinstance(event, ThinkingDelta):
-                            started_answering = True
-                        yield event
-                return
-            except (anthropic.APIError, httpx2.TransportError) as exc:
-                error = _describe(exc)
-                retry = (error.retryable and not started_answering and attempt < self._max_retries
-                         and time.monotonic() + self._retry_delay_s < deadline)
-                if not retry:
-                    raise error from exc
-                logger.info("Retrying the model request after: %s", error.message)
-            attempt += 1
-            await asyncio.sleep(self._retry_delay_s)
+    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        return retrying_stream(lambda deadline: self._attempt(request, deadline),
+                               failures=(anthropic.APIError, httpx2.TransportError), describe=_describe,
+                               policy=self._policy)
 
     async def complete(self, *, model: str, system: str, messages: Sequence[Message],
                        max_tokens: int) -> Completion:
