@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "voicebots.telephony",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.vendors",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,25 @@ DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
+# Any OpenAI-compatible chat server (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp) for bots whose
+# answer_llm.provider is `openai`. A server on another host than api.openai.com may need no key.
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+OPENAI_MODEL = env("OPENAI_MODEL") or "gpt-4.1-mini"  # for such bots that name no model
+
+# Knowledge embeddings: `minilm` (local, the default) or `openai` (an OpenAI-compatible /v1/embeddings,
+# whose base URL and key default to OPENAI_BASE_URL and OPENAI_API_KEY). Vectors must have 384 dimensions:
+# EMBEDDING_SEND_DIMENSIONS asks the model for them. After a change, `manage.py reembed`.
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER") or "minilm"
+EMBEDDING_THREADS = int(env("EMBEDDING_THREADS") or "2")  # of the local model
+EMBEDDING_MODEL = env("EMBEDDING_MODEL") or "text-embedding-3-small"
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+EMBEDDING_SEND_DIMENSIONS = env_bool("EMBEDDING_SEND_DIMENSIONS", True)
+EMBEDDING_BATCH_SIZE = int(env("EMBEDDING_BATCH_SIZE") or "64")  # texts per request
+EMBEDDING_CONCURRENCY = int(env("EMBEDDING_CONCURRENCY") or "4")  # requests at a time
+EMBEDDING_TIMEOUT_S = float(env("EMBEDDING_TIMEOUT_S") or "10")
+EMBEDDING_MAX_RETRIES = int(env("EMBEDDING_MAX_RETRIES") or "3")
 PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.

@@ -51,7 +51,7 @@ def _record(session: ChatSession, user_text: str, result: TurnResult | None, err
 
 async def chat_turn(account, bot_id, message: str, *, session_id=None, channel: str = ChatSession.Channel.API,
                     sink: EventSink | None = None) -> tuple[ChatSession, TurnResult]:
-    """Run one turn. Raises Voicebot.DoesNotExist, SessionNotFound, MissingProviderKey or LLMError."""
+    """Run one turn. Raises Voicebot.DoesNotExist, SessionNotFound, ProviderUnavailable or LLMError."""
     session, runtime = await sync_to_async(_prepare)(account, bot_id, session_id, channel)
     engine = runtime.engine()
     try:

@@ -14,7 +14,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from .chunking import chunk_sections, chunk_text_for_embedding
-from .embeddings import get_embedder
+from voicebots.vendors.registry import ProviderUnavailable
+
+from .embeddings import EmbeddingError, get_embedder
 from .extraction import ExtractionError, extract
 from .models import Chunk, Knowledgebase
 
@@ -51,6 +53,9 @@ def process(document_id: str, version: int) -> None:
         Chunk.objects.filter(document_id=document_id, version=version).delete()
     except ExtractionError as exc:
         _fail(document, version, str(exc))
+    except (EmbeddingError, ProviderUnavailable) as exc:
+        logger.warning("Embedding document %s failed: %s", document_id, exc.message)
+        _fail(document, version, f"{exc.message} Upload the file again to retry.")
     except Exception:
         logger.exception("Processing document %s failed", document_id)
         _fail(document, version, "Processing failed because of an internal error; try uploading the file again.")

@@ -225,11 +225,12 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         await self.handler.start()
 
     def _load_runtime(self, call: Call):
-        """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
+        """The bot's conversation settings, or None when a vendor the call needs cannot be used (recorded on the
+        call: a missing key, or a provider this server does not know)."""
         bot = self.bot
-        missing = vendors.missing_keys(bot)
-        if missing:
-            call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
+        problems = vendors.problems(bot)
+        if problems:
+            call.end_reason = f"Not configured: {'; '.join(problems)}; the caller heard an apology."
             call.save(update_fields=["end_reason", "updated_at"])
             return None
         call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
@@ -250,7 +251,8 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         send_dtmf = self.transport.send_dtmf if self.call.direction == "outbound" else None
         control = CallControl(runtime.engine_parts.get("tool_runner"), transfer_destination=bot.transfer_destination,
                               send_dtmf=send_dtmf)
-        engine = BotRuntime(runtime.config, {**runtime.engine_parts, "tool_runner": control}).engine()
+        engine = BotRuntime(runtime.config, {**runtime.engine_parts, "tool_runner": control},
+                            runtime.llm_provider).engine()
         return CallSession(
             config=runtime.config, engine=engine, transport=self.transport,
             stt=vendors.speech_to_text(bot), tts=vendors.voice(bot), fallback_tts=vendors.fallback_voice(bot),

@@ -15,7 +15,7 @@ from voicebots.accounts.services import account_of_user
 from voicebots.bots.models import Voicebot
 from voicebots.chats.events import EmittingSink
 from voicebots.chats.models import ChatSession
-from voicebots.chats.runtime import MissingProviderKey, language_model
+from voicebots.chats.runtime import ProviderUnavailable, language_model
 from voicebots.chats.services import SessionNotFound, chat_turn
 from voicebots.chats.views import turn_summary
 from voicebots.conversation import LLMError
@@ -45,8 +45,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         self.turn: asyncio.Task | None = None
         await self.accept()
         try:
-            language_model()
-        except MissingProviderKey as error:
+            language_model(self.bot.llm_provider)
+        except ProviderUnavailable as error:
             await self.send_json({"type": "error", "error": error.message})
 
     async def disconnect(self, code):
@@ -74,7 +74,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             session, result = await chat_turn(self.account, self.bot.id, text, session_id=self.session_id,
                                               channel=ChatSession.Channel.PLAYGROUND,
                                               sink=EmittingSink(self.send_json))
-        except (MissingProviderKey, LLMError) as error:
+        except (ProviderUnavailable, LLMError) as error:
             await self.send_json({"type": "error", "error": error.message})
             return
         except SessionNotFound:

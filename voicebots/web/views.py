@@ -1,12 +1,12 @@
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
 
 from voicebots.accounts.services import account_of_user
 from voicebots.bots.models import Voicebot
+from voicebots.vendors import registry
 
 
 @login_required
@@ -36,6 +36,14 @@ def playground(request, bot_id):
     if bot is None:
         raise Http404("No such bot in your account.")
     return render(request, "web/playground.html", {
-        "bot": bot, "missing_key": "" if settings.ANTHROPIC_API_KEY else "ANTHROPIC_API_KEY",
+        "bot": bot, "missing_key": _missing_llm_setting(bot),
         "functions": bot.functions.all(), "documents": bot.knowledgebases.all(),
     })
+
+
+def _missing_llm_setting(bot) -> str:
+    """What keeps the bot's model from answering on this server ("X is not configured..."), or ""."""
+    try:
+        return ", ".join(registry.missing_settings(registry.LLM, bot.llm_provider))
+    except registry.ProviderUnavailable:
+        return f"The LLM provider \"{bot.llm_provider}\""
