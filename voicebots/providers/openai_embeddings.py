@@ -53,7 +53,7 @@ class OpenAIEmbedder:
                  count_tokens: Callable[[str], int], send_dimensions: bool = True, batch_size: int = 64,
                  concurrency: int = 4, timeout_s: float = 10.0, max_retries: int = 3,
                  retry_base_delay_s: float = 0.5) -> None:
-        self.name = f"{model}@{dimension}"
+        self.name = self.name_of(model, dimension)
         self.dimension = dimension
         self.model = model
         self._count_tokens = count_tokens
@@ -71,6 +71,11 @@ class OpenAIEmbedder:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+
+    @staticmethod
+    def name_of(model: str, dimension: int) -> str:
+        """What chunks embedded by `model` are labelled with (a model shortened to other sizes differs)."""
+        return f"{model}@{dimension}"
 
     def count_tokens(self, text: str) -> int:
         return self._count_tokens(text)

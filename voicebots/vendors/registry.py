@@ -300,6 +300,19 @@ def embedder(name: str | None = None):
         return _embedders[key]
 
 
+def embedding_model_name() -> str:
+    """The label of the chunks the configured provider embeds, without building it (UnknownProvider if none)."""
+    provider = get(EMBEDDINGS, settings.EMBEDDING_PROVIDER)
+    if provider.name == "minilm":
+        from voicebots.knowledge.embeddings import MiniLMEmbedder
+
+        return MiniLMEmbedder.name
+    from voicebots.knowledge.models import EMBEDDING_DIMENSION
+    from voicebots.providers.openai_embeddings import OpenAIEmbedder
+
+    return OpenAIEmbedder.name_of(settings.EMBEDDING_MODEL, EMBEDDING_DIMENSION)
+
+
 # --- The server's own settings, checked at start ----------------------------------------------------------
 
 
