@@ -4,6 +4,8 @@ from __future__ import annotations
 from voicebots.vendors import registry
 from voicebots.vendors.registry import LLM, STT, TTS, ProviderUnavailable
 
+registry.load_adapters()  # with the stream consumer, at start-up
+
 
 def problems(bot) -> list[str]:
     """Why a phone call with this bot cannot run on this server (missing keys, unknown providers); empty if

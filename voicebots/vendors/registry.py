@@ -13,6 +13,7 @@ Nothing is ever substituted silently: a bot whose provider is unknown gets an er
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import weakref
 from dataclasses import dataclass
@@ -83,7 +84,19 @@ class Provider:
         return [self.key_setting] if self.key_setting and self.key_required() and not self.key() else []
 
 
-# --- Builders (adapters imported when first built, so validating a bot loads no SDK) ---------------------
+# --- Builders ----------------------------------------------------------------------------------------------
+# Adapters are imported by their builders, so that validating a bot loads no SDK; chats and calls import them
+# all when they load (`load_adapters`), so that no call's first second is spent importing one.
+
+ADAPTER_MODULES = ("voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
+                   "voicebots.providers.deepgram_stt", "voicebots.providers.deepgram_tts",
+                   "voicebots.providers.cartesia_tts")
+
+
+def load_adapters() -> None:
+    for module in ADAPTER_MODULES:
+        importlib.import_module(module)
+
 
 _per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> {cache key: client}
 
