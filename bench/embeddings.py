@@ -84,7 +84,8 @@ def report(results: dict) -> str:
         f"   {'documents':<14}{'chunks':>8}{'seconds':>9}{'chunks/s':>10}",
         f"   {'Markdown x' + str(markdown['files']):<14}{markdown['chunks']:>8}{markdown['seconds']:>9.2f}"
         f"{markdown['chunks_per_s']:>10.0f}",
-        f"   {'PDF, ' + str(pdf['pages']) + ' pages':<14}{pdf['chunks']:>8}{pdf['seconds']:>9.2f}{pdf['chunks_per_s']:>10.0f}",
+        f"   {'PDF, ' + str(pdf['pages']) + ' pages':<14}{pdf['chunks']:>8}{pdf['seconds']:>9.2f}"
+        f"{pdf['chunks_per_s']:>10.0f}",
         f"   {results['requests']} embedding requests, at most {results['max_concurrent_requests']} at once; "
         f"embedding alone (2,048 texts): {results['embed_only_chunks_per_s']:.0f} chunks/s",
         f"   load average {results['load_average'][0]:.2f} -> {results['load_average'][1]:.2f}",

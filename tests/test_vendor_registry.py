@@ -1,4 +1,4 @@
-"""The vendor registry: which providers exist, what they need, what they accept, what they build, and the
+"""The vendor registry: which providers exist, what they need, what they accept, what they build; and the
 start-up check of the server's own vendor settings."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
 from voicebots.providers.openai_llm import OpenAICompatibleLLM
 from voicebots.vendors import registry
+from voicebots.vendors.checks import configuration_problems
 from voicebots.vendors.choices import InvalidOption
 from voicebots.vendors.registry import EMBEDDINGS, LLM, STT, TTS
 
@@ -89,7 +90,7 @@ async def test_a_failing_voice_falls_back_only_to_a_configured_vendor(all_keys):
 
 
 def test_a_configured_server_has_no_problems(all_keys):
-    assert registry.configuration_problems() == []
+    assert configuration_problems() == []
     call_command("check")  # and starts
 
 
@@ -99,7 +100,7 @@ def test_start_up_check_names_bad_settings(all_keys):
     all_keys.EMBEDDING_PROVIDER = "word2vec"
     all_keys.OPENAI_MODEL = "no spaces please"
 
-    problems = registry.configuration_problems()
+    problems = configuration_problems()
 
     assert codes(problems) == ["E001", "E001", "E002", "E004"]
     assert problems[0].message == "CARTESIA_BASE_URL is not a valid base URL: 'https://api.cartesia.ai?x=1'."
@@ -112,26 +113,26 @@ def test_start_up_check_of_openai_embeddings(all_keys):
     all_keys.EMBEDDING_PROVIDER = "openai"
     all_keys.OPENAI_BASE_URL = "https://api.openai.com/v1"
     all_keys.EMBEDDING_BASE_URL = ""
-    assert codes(registry.configuration_problems()) == ["E003"]  # no key for the embeddings
+    assert codes(configuration_problems()) == ["E003"]  # no key for the embeddings
 
     all_keys.OPENAI_API_KEY = "key"
     all_keys.EMBEDDING_MODEL = "text-embedding-ada-002"
-    problems = registry.configuration_problems()
+    problems = configuration_problems()
     assert codes(problems) == ["E006"] and "cannot shorten them" in problems[0].message
 
     all_keys.EMBEDDING_MODEL = "text-embedding-3-small"
     all_keys.EMBEDDING_SEND_DIMENSIONS = False
-    assert "EMBEDDING_SEND_DIMENSIONS=true" in registry.configuration_problems()[0].message
+    assert "EMBEDDING_SEND_DIMENSIONS=true" in configuration_problems()[0].message
 
     all_keys.EMBEDDING_SEND_DIMENSIONS = True
     all_keys.EMBEDDING_BATCH_SIZE = 0
-    assert codes(registry.configuration_problems()) == ["E007"]
+    assert codes(configuration_problems()) == ["E007"]
 
 
 def test_missing_keys_of_the_default_providers_are_warnings_not_errors(all_keys):
     all_keys.ANTHROPIC_API_KEY = all_keys.DEEPGRAM_API_KEY = ""
 
-    problems = registry.configuration_problems()
+    problems = configuration_problems()
 
     assert codes(problems) == ["W001", "W001"]
     assert problems[0].message.startswith("ANTHROPIC_API_KEY is not set: bots use Anthropic (LLM)")

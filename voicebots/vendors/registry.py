@@ -7,7 +7,7 @@ Adding a vendor is one entry in PROVIDERS (and its adapter). Everything else ask
   supported ones; a bad model, voice or language an InvalidOption);
 - chats and calls build adapters with `language_model`, `speech_to_text`, `text_to_speech`,
   `fallback_text_to_speech` and `embedder`, which raise MissingProviderKey naming the missing setting;
-- start-up checks the server's own settings with `configuration_problems` (see `checks`).
+- `checks` reviews the server's own vendor settings at start-up.
 Nothing is ever substituted silently: a bot whose provider is unknown gets an error, not another vendor.
 """
 from __future__ import annotations
@@ -324,76 +324,3 @@ def embedding_model_name() -> str:
     from voicebots.providers.openai_embeddings import OpenAIEmbedder
 
     return OpenAIEmbedder.name_of(settings.EMBEDDING_MODEL, EMBEDDING_DIMENSION)
-
-
-# --- The server's own settings, checked at start ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str  # E...: an error, the server does not start; W...: it runs, and says what is missing when used
-    message: str
-    hint: str = ""
-
-    @property
-    def error(self) -> bool:
-        return self.code.startswith("E")
-
-
-def configuration_problems() -> list[Problem]:
-    problems = [problem for setting in _url_settings() if (problem := _bad_url(setting)) is not None]
-    try:
-        embeddings = require(EMBEDDINGS, settings.EMBEDDING_PROVIDER)
-    except UnknownProvider as error:
-        problems.append(Problem("E002", f"EMBEDDING_PROVIDER: {error.message}"))
-    except MissingProviderKey as error:
-        problems.append(Problem("E003", f"EMBEDDING_PROVIDER is {settings.EMBEDDING_PROVIDER}, but {error.message}",
-                                "Set EMBEDDING_API_KEY or OPENAI_API_KEY, or point EMBEDDING_BASE_URL at a server "
-                                "that needs no key."))
-    else:
-        if embeddings.name == "openai":
-            problems.extend(_openai_embedding_problems())
-    try:
-        choices.canonical_model_id(settings.OPENAI_MODEL)
-    except InvalidOption as error:
-        problems.append(Problem("E004", f"OPENAI_MODEL: {error.message}"))
-    for kind in (LLM, STT, TTS):
-        for setting in get(kind, DEFAULTS[kind]).missing_settings():
-            problems.append(Problem("W001", f"{setting} is not set: bots use {get(kind, DEFAULTS[kind]).title} "
-                                           f"({KIND_TITLES[kind]}) unless they name another provider.",
-                                    "Chats and calls with such a bot will say that the key is missing."))
-    return problems
-
-
-def _url_settings() -> list[str]:
-    found = {provider.base_url_setting for kind in PROVIDERS.values() for provider in kind if provider.base_url_setting}
-    return sorted(found)
-
-
-def _bad_url(setting: str) -> Problem | None:
-    value = getattr(settings, setting, "")
-    if not value and setting == "EMBEDDING_BASE_URL":
-        return None  # falls back to OPENAI_BASE_URL
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment:
-        return None
-    return Problem("E001", f"{setting} is not a valid base URL: {value!r}.",
-                   "Use an http:// or https:// URL with a host, such as http://127.0.0.1:11434/v1.")
-
-
-def _openai_embedding_problems() -> list[Problem]:
-    problems = []
-    try:
-        choices.canonical_model_id(settings.EMBEDDING_MODEL)
-    except InvalidOption as error:
-        problems.append(Problem("E005", f"EMBEDDING_MODEL: {error.message}"))
-    from voicebots.knowledge.models import EMBEDDING_DIMENSION
-    from voicebots.providers.openai_embeddings import dimension_problem
-
-    if (reason := dimension_problem(settings.EMBEDDING_MODEL, EMBEDDING_DIMENSION,
-                                    settings.EMBEDDING_SEND_DIMENSIONS)) is not None:
-        problems.append(Problem("E006", reason))
-    for setting in ("EMBEDDING_BATCH_SIZE", "EMBEDDING_CONCURRENCY"):
-        if getattr(settings, setting) < 1:
-            problems.append(Problem("E007", f"{setting} must be at least 1."))
-    return problems
