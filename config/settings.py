@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "voicebots.campaigns",
     "voicebots.numbers",
     "voicebots.telephony",
+    "voicebots.webhooks",
+    "voicebots.analysis",
     "voicebots.api",
     "voicebots.web",
 ]
@@ -142,6 +144,10 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
     # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
+    # Sends webhook retries whose time came and deliveries whose sender died.
+    "sweep-webhooks": {"task": "webhooks.sweep", "schedule": 5.0},
+    # Analyses whose task was lost (broker down at hang-up, worker killed) are queued again.
+    "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -198,6 +204,18 @@ STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 # loopback and link-local targets refused unless explicitly allowed.
 FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)
 FUNCTION_ALLOW_PRIVATE_ADDRESSES = env_bool("FUNCTION_ALLOW_PRIVATE_ADDRESSES", False)
+
+# Webhooks to the account's own endpoints (Standard Webhooks signatures). Retries wait these many seconds
+# in turn, then the delivery is failed. Targets are guarded like functions' (defaults: the same settings).
+WEBHOOK_RETRY_DELAYS = [int(delay) for delay in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,7200,21600,86400")]
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", FUNCTION_ALLOW_HTTP)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", FUNCTION_ALLOW_PRIVATE_ADDRESSES)
+# How long a sender holds a delivery it is sending; after that (the sender died) it is sent again.
+WEBHOOK_LEASE_SECONDS = max(float(env("WEBHOOK_LEASE_SECONDS", "60")), WEBHOOK_TIMEOUT_SECONDS + 1)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "10"))
+# After a secret rotation the old secret still signs (a second signature) for this long.
+WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

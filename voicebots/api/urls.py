@@ -9,6 +9,7 @@ from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
 from voicebots.numbers.views import NumberViewSet
 from voicebots.telephony import webhooks
+from voicebots.webhooks.views import WebhookViewSet
 
 from .views import COLLECTION_ACTIONS, ITEM_ACTIONS
 
@@ -51,6 +52,13 @@ urlpatterns = [
     re_path(rf"{ACCOUNT}Campaign/{ITEM}/contacts/?$",
             CampaignViewSet.as_view({"get": "contacts", "post": "upload_contacts"}), name="campaign-contacts"),
     *resource("Campaign", CampaignViewSet, "campaign"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/rotate_secret/?$", WebhookViewSet.as_view({"post": "rotate_secret"}),
+            name="webhook-rotate-secret"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/deliveries/?$", WebhookViewSet.as_view({"get": "deliveries"}),
+            name="webhook-deliveries"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/deliveries/(?P<delivery_id>[^/]+)/retry/?$",
+            WebhookViewSet.as_view({"post": "retry"}), name="webhook-delivery-retry"),
+    *resource("Webhook", WebhookViewSet, "webhook"),
     re_path(rf"{ACCOUNT}Number/?$", NumberViewSet.as_view({"get": "list"}), name="number-list"),
     re_path(rf"{ACCOUNT}Number/(?P<number>[^/]+)/?$",
             NumberViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="number-detail"),
