@@ -217,6 +217,12 @@ WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT
 # After a secret rotation the old secret still signs (a second signature) for this long.
 WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 
+# Post-call analysis: the model (default: the bot's own Anthropic model), its time limit, and the waits
+# between tries while the model fails (then the analysis is failed).
+ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
+ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
+ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "voicebots.accounts.authentication.AccountBasicAuthentication",
