@@ -1,6 +1,7 @@
 """/v1/Account/{auth_id}/... routes. Every path takes a trailing slash or not, for every method."""
 from django.urls import re_path
 
+from voicebots.accounts.views import AccountViewSet
 from voicebots.bots.views import VoicebotViewSet
 from voicebots.calls.views import CallViewSet
 from voicebots.campaigns.views import CampaignViewSet
@@ -30,6 +31,8 @@ def resource(prefix: str, viewset, name: str) -> list:
 
 
 urlpatterns = [
+    re_path(r"^v1/Account/(?P<auth_id>[^/]+)/?$", AccountViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
+            name="account-detail"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/inbound_call/?$", webhooks.inbound_call, name="plivo-answer"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/hangup/?$", webhooks.hangup, name="plivo-hangup"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/stream_status/?$", webhooks.stream_status,
