@@ -150,6 +150,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue tasks go to unless routed otherwise (tests give their workers a queue of their own).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 CHANNEL_LAYERS = {

@@ -39,11 +39,14 @@ def state(status: str, **fields) -> dict:
     return {**base, **fields}
 
 
-def call_ended(call: Call) -> None:
-    """Called as a call ends (inside its transaction): the analysis is pending, and its task is queued once
-    the call's end is committed."""
+def mark_pending(call: Call) -> None:
+    """As a call ends (inside its transaction): its analysis is pending."""
     call.analysis = state(PENDING)
     Call.objects.filter(pk=call.pk).update(analysis=call.analysis)
+
+
+def queue_after_commit(call: Call) -> None:
+    """Queue the analysis once the call's end is committed (the task would not see it before)."""
     call_id = str(call.id)
     transaction.on_commit(lambda: queue(call_id))
 

@@ -71,9 +71,10 @@ def finalize(call: Call, *, status: str | None = None, reason: str = "", hangup_
     elif call.duration_seconds is None and call.answered_at:
         call.duration_seconds = int((call.ended_at - call.answered_at).total_seconds())
     call.save()
-    if ends_now:  # post-call work, queued to run once this commits
-        analysis.call_ended(call)
+    if ends_now:  # post-call work, once this commits: the call.ended webhook first, then the analysis
+        analysis.mark_pending(call)
         webhook_events.call_ended(call)
+        analysis.queue_after_commit(call)
     return call
 
 
