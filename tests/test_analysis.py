@@ -62,10 +62,11 @@ def test_invalid_analysis_settings_are_a_400_naming_the_problem(api, _case, anal
 # --- Analysis of a call ------------------------------------------------------------------------------
 
 
-def ended_call(account, *, analysis_settings=None, turns=(("Hi, I'd like a cleaning on May 4th.", "Booked."),)):
+def ended_call(account, *, analysis_settings=None, turns=(("Hi, I'd like a cleaning on May 4th.", "Booked."),),
+               direction="inbound"):
     bot = Voicebot.objects.create(account=account, name="Smile Dental", prompt="You book dental appointments.",
                                   analysis=analysis_settings or {})
-    call = Call.objects.create(account=account, voicebot=bot, direction="inbound", status="in-progress",
+    call = Call.objects.create(account=account, voicebot=bot, direction=direction, status="in-progress",
                                from_number="+14155550123", to_number="+14155550100")
     for index, (caller, agent) in enumerate(turns):
         CallTurn.objects.create(call=call, index=index, caller_text=caller, bot_text=agent)
@@ -103,6 +104,15 @@ def test_an_ended_call_is_pending_and_then_analyzed(api, fake_anthropic):
     assert shown["analysis"]["status"] == "done" and shown["analysis"]["data"] == GOOD["data"]
     # Only once: a second run changes nothing and asks nothing.
     assert analysis.run(str(call.id)) is None and len(fake_anthropic.requests) == 1
+
+
+def test_browser_calls_are_analyzed_like_phone_calls(api, fake_anthropic, django_capture_on_commit_callbacks):
+    fake_anthropic.script(answer({"summary": "A playground test call."}))
+    with django_capture_on_commit_callbacks(execute=True):
+        call = ended_call(api.account, direction="web")
+    result = analysis_of(call)  # the task ran (in-process in tests) once the call's end was committed
+    assert result["status"] == "done" and result["summary"] == "A playground test call."
+    assert "a voice call from a web browser" in fake_anthropic.requests[0].body["messages"][0]["content"]
 
 
 def test_code_fences_around_the_answer_are_tolerated(api, fake_anthropic):

@@ -16,6 +16,8 @@ from .schema import data_problem
 MAX_PROMPT_CONTEXT_CHARS = 4000  # of the bot's own prompt: enough to know what the call was for
 MAX_TRANSCRIPT_CHARS = 60_000  # the end of a very long call is kept
 
+KINDS = {"inbound": "an inbound phone call", "outbound": "an outbound phone call",
+         "web": "a voice call from a web browser"}
 SYSTEM = ("You review transcripts of phone calls between a caller and an AI voice agent. Reply with one JSON "
           "object and nothing else: no prose before or after it, no code fences.")
 
@@ -92,7 +94,7 @@ def transcript(facts: CallFacts) -> str:
 
 
 def build_prompt(settings: Settings, facts: CallFacts) -> str:
-    about = [f"{facts.direction or 'a'} phone call".strip()]
+    about = [KINDS.get(facts.direction, "a call")]
     if facts.duration_seconds is not None:
         about.append(f"{facts.duration_seconds} s long")
     if facts.end_reason:
