@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,37 @@ def test_a_worker_killed_mid_delivery_leaves_a_delivery_that_is_picked_up_again(
     assert second_try.received_at - first_try.received_at >= 5  # not before the lease ran out
     assert WebhookAttempt.objects.filter(delivery=delivery).count() == 1
     assert json.loads(second_try.body)["data"] == {"id": "call-1"}
+
+
+def test_each_kind_of_endpoint_ends_in_the_right_state_through_a_real_worker(api, receiver, workers, settings):
+    """One event to five endpoints of one receiver: fine, slow but in time, failing, too slow, redirecting."""
+    from voicebots.webhooks.tasks import sweep
+
+    # Two tries, a second apart: here, where the deliveries are recorded, and in the worker that sends them.
+    settings.WEBHOOK_RETRY_DELAYS = [1]
+    workers(WEBHOOK_TIMEOUT_SECONDS=2, WEBHOOK_RETRY_DELAYS=1)
+    receiver.reply("/slow", Reply.json({"ok": True}, delay_s=1))
+    receiver.reply("/failing", Reply.error(500))
+    receiver.reply("/too-slow", Reply.json({"late": True}, delay_s=6))
+    receiver.reply("/moved", Reply.redirect(receiver.url_for("/ok")))
+    endpoints = {path: webhooks.create_endpoint(api.account, url=receiver.url_for(path), events=["call.ended"])[0]
+                 for path in ("/ok", "/slow", "/failing", "/too-slow", "/moved")}
+    event = webhooks.emit(api.account.id, "call.ended", lambda: {"id": "call-1"})
+
+    def settled():
+        """every delivery delivered or failed"""
+        sweep.delay()  # what beat does every few seconds: picks up the retries
+        return not WebhookDelivery.objects.filter(event=event, status="pending").exists()
+    wait_for(settled, interval=0.5)
+    state = {path: WebhookDelivery.objects.get(event=event, endpoint=endpoint)
+             for path, endpoint in endpoints.items()}
+    assert {path: (d.status, d.attempts) for path, d in state.items()} == {
+        "/ok": ("delivered", 1), "/slow": ("delivered", 1), "/failing": ("failed", 2),
+        "/too-slow": ("failed", 2), "/moved": ("failed", 2)}
+    assert state["/failing"].last_status_code == 500 and state["/failing"].last_error == "Answered HTTP 500."
+    assert state["/too-slow"].last_error == "No answer within 2 s." and state["/too-slow"].last_status_code is None
+    assert state["/moved"].last_status_code == 307 and "not followed" in state["/moved"].last_error
+    # Not held up by the others: delivered while the too slow endpoint's first try was still waiting.
+    too_slow_first = WebhookAttempt.objects.get(delivery=state["/too-slow"], number=1)
+    assert state["/ok"].delivered_at < too_slow_first.started_at + timedelta(milliseconds=too_slow_first.duration_ms)
+    assert [r.path for r in receiver.requests].count("/ok") == 1  # the redirect was not followed
