@@ -146,6 +146,7 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
     # Sends webhook retries whose time came and deliveries whose sender died.
     "sweep-webhooks": {"task": "webhooks.sweep", "schedule": 5.0},
+    "prune-webhook-log": {"task": "webhooks.prune", "schedule": 3600.0},
     # Analyses whose task was lost (broker down at hang-up, worker killed) are queued again.
     "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
 }
@@ -218,6 +219,8 @@ WEBHOOK_LEASE_SECONDS = max(float(env("WEBHOOK_LEASE_SECONDS", "60")), WEBHOOK_T
 WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "10"))
 # After a secret rotation the old secret still signs (a second signature) for this long.
 WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
+# Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).
+WEBHOOK_LOG_RETENTION_DAYS = int(env("WEBHOOK_LOG_RETENTION_DAYS", "30"))
 
 # Post-call analysis: the model (default: the bot's own Anthropic model), its time limit, and the waits
 # between tries while the model fails (then the analysis is failed).

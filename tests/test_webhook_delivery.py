@@ -244,3 +244,22 @@ def test_only_one_sender_runs_at_a_time(api, receiver):
     finally:
         delivery._unlock()
     assert results["other"] == (0, False) and receiver.requests == []
+
+
+def test_the_log_keeps_its_retention_days_and_never_drops_a_pending_delivery(api, settings):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_LOG_RETENTION_DAYS = 30
+    subscribe(api.account, "https://hooks.example.com/x")
+    old_done = services.emit(api.account.id, "call.ended", lambda: {})
+    old_pending = services.emit(api.account.id, "call.ended", lambda: {})
+    recent = services.emit(api.account.id, "call.ended", lambda: {})
+    WebhookDelivery.objects.filter(event=old_done).update(status="delivered")
+    WebhookDelivery.objects.filter(event=recent).update(status="failed")
+    from voicebots.webhooks.models import WebhookEvent
+    WebhookEvent.objects.filter(pk__in=[old_done.pk, old_pending.pk]).update(
+        created_at=timezone.now() - timedelta(days=31))
+    assert services.prune() == 1
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {old_pending.pk, recent.pk}
+    settings.WEBHOOK_LOG_RETENTION_DAYS = 0
+    WebhookDelivery.objects.update(status="delivered")
+    assert services.prune() == 0  # 0 keeps everything

@@ -94,3 +94,21 @@ def retry(delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.save(update_fields=["status", "max_attempts", "next_attempt_at", "updated_at"])
     transaction.on_commit(wake_sender)
     return delivery
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(now=None) -> int:
+    """Delete events (with their deliveries and attempts) older than WEBHOOK_LOG_RETENTION_DAYS once none of
+    their deliveries is pending; 0 days keeps them forever. Returns how many events went."""
+    days = settings.WEBHOOK_LOG_RETENTION_DAYS
+    if not days:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = WebhookEvent.objects.filter(created_at__lt=cutoff).exclude(deliveries__status=WebhookDelivery.Status.PENDING)
+    deleted = 0
+    while ids := list(old.values_list("id", flat=True)[:PRUNE_BATCH]):  # small batches: short locks
+        WebhookEvent.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted

@@ -26,3 +26,11 @@ def sweep() -> bool:
         deliver.delay()
         return True
     return False
+
+
+@shared_task(name="webhooks.prune")
+def prune() -> int:
+    """Hourly: the delivery log keeps WEBHOOK_LOG_RETENTION_DAYS of events."""
+    from . import services
+
+    return services.prune()
