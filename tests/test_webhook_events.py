@@ -4,21 +4,18 @@ import json
 
 import pytest
 
-from tests.test_campaigns import (  # noqa: F401  (fixtures)
-    _fast_plivo_failures,
-    bot,
-    contact,
-    fake_plivo,
-    hang_up,
-    now,
-    run_dispatch,
-    running,
-)
+from tests import test_campaigns
+from tests.test_campaigns import contact, hang_up, run_dispatch
 from voicebots.bots.models import Voicebot
 from voicebots.calls.models import Call
 from voicebots.telephony.access import StreamAccess, claim_stream
 from voicebots.webhooks import services
 from voicebots.webhooks.models import WebhookDelivery, WebhookEvent
+
+
+# The campaign tests' fixtures: a controlled clock, a bot on the fake Plivo, a scheduled campaign.
+now, bot, running = test_campaigns.now, test_campaigns.bot, test_campaigns.running
+fake_plivo, _fast_plivo_failures = test_campaigns.fake_plivo, test_campaigns._fast_plivo_failures
 
 
 @pytest.fixture(autouse=True)

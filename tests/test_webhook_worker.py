@@ -46,7 +46,8 @@ def workers(transactional_db):
 
     def start(**env_settings) -> subprocess.Popen:
         env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-               "CELERY_TASK_DEFAULT_QUEUE": queue, "WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+               "CELERY_TASK_DEFAULT_QUEUE": queue,
+               "WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
                **{name: str(value) for name, value in env_settings.items()}}
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "solo",

@@ -24,7 +24,8 @@ def browser_page(monkeypatch):
         # The site has no favicon (not this page's concern); without this, Chromium logs its 404 as an error.
         page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
         errors = []
-        page.on("console", lambda message: errors.append(f"{message.text} {message.location}") if message.type == "error" else None)
+        page.on("console", lambda message: errors.append(f"{message.text} {message.location}")
+                if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
         yield page, errors
         browser.close()

@@ -31,8 +31,8 @@ def resource(prefix: str, viewset, name: str) -> list:
 
 
 urlpatterns = [
-    re_path(r"^v1/Account/(?P<auth_id>[^/]+)/?$", AccountViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
-            name="account-detail"),
+    re_path(r"^v1/Account/(?P<auth_id>[^/]+)/?$",
+            AccountViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="account-detail"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/inbound_call/?$", webhooks.inbound_call, name="plivo-answer"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/hangup/?$", webhooks.hangup, name="plivo-hangup"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/stream_status/?$", webhooks.stream_status,

@@ -19,14 +19,7 @@ import httpx
 
 from voicebots.conversation.config import ToolSpec, tool_spec_from_parameters
 from voicebots.conversation.ports import ToolCall, ToolResult
-from voicebots.core.outbound import (  # noqa: F401  (is_public_address, resolve: part of this module's API)
-    RefusedAddress,
-    checked_addresses,
-    is_public_address,
-    pinned_request_parts,
-    resolve,
-    webhook_client,
-)
+from voicebots.core.outbound import RefusedAddress, checked_addresses, pinned_request_parts, webhook_client
 
 logger = logging.getLogger(__name__)
 

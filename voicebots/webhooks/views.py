@@ -42,8 +42,8 @@ class WebhookViewSet(AccountResourceViewSet):
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in WebhookDelivery.Status.values:
-                raise exceptions.ValidationError(
-                    {"status": [f"'{wanted}' is not a delivery status; use {', '.join(WebhookDelivery.Status.values)}."]})
+                statuses = ", ".join(WebhookDelivery.Status.values)
+                raise exceptions.ValidationError({"status": [f"'{wanted}' is not a delivery status; use {statuses}."]})
             deliveries = deliveries.filter(status=wanted)
         deliveries = deliveries.select_related("event").order_by("-created_at", "-id")
         return Response(paginate(request, deliveries, "deliveries", lambda d: WebhookDeliverySerializer(d).data))
