@@ -55,7 +55,7 @@ def queue(call_id: str) -> None:
     from .tasks import analyze_call
 
     try:
-        analyze_call.delay(call_id)
+        analyze_call.apply_async((call_id,), retry=False)  # a broker that is down must not hold up the caller
     except Exception:  # the broker is down: the sweep queues it later
         logger.warning("Could not queue the analysis of call %s; the sweep will", call_id, exc_info=True)
 

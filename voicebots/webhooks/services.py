@@ -75,8 +75,10 @@ def wake_sender() -> None:
     from .tasks import deliver
 
     try:
-        deliver.delay()
-    except Exception:  # the broker is down: the sweep sends it once it is back
+        # No publish retries: this may run on a call's own thread (call.started), which must not wait for a
+        # broker that is down. The sweep sends what is due once it is back.
+        deliver.apply_async(retry=False)
+    except Exception:
         logger.warning("Could not queue webhook sending; the periodic sweep will send what is due", exc_info=True)
 
 
