@@ -263,3 +263,28 @@ def test_the_log_keeps_its_retention_days_and_never_drops_a_pending_delivery(api
     settings.WEBHOOK_LOG_RETENTION_DAYS = 0
     WebhookDelivery.objects.update(status="delivered")
     assert services.prune() == 0  # 0 keeps everything
+
+
+def test_a_broker_that_is_down_loses_nothing_and_breaks_no_call(api, receiver, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    from voicebots.analysis import tasks as analysis_tasks
+    from voicebots.bots.models import Voicebot
+    from voicebots.calls import services as calls
+    from voicebots.calls.models import Call
+    from voicebots.webhooks import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", broker_down)
+    monkeypatch.setattr(analysis_tasks.analyze_call, "apply_async", broker_down)
+    subscribe(api.account, receiver.url_for("/hook"))
+    bot = Voicebot.objects.create(account=api.account, name="Desk")
+    call = Call.objects.create(account=api.account, voicebot=bot, status="in-progress")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        ended = calls.finalize(call, reason="The caller hung up.")
+    assert len(callbacks) == 2  # both ran, both failed, neither raised
+    assert ended.status == "completed" and ended.analysis["status"] == "pending"
+    assert receiver.requests == []
+    assert delivery.run() == (1, False)  # what the sweep starts once the broker is back
+    assert receiver.requests[0].headers["webhook-id"].startswith("msg_")
