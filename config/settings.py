@@ -217,6 +217,8 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", FU
 # How long a sender holds a delivery it is sending; after that (the sender died) it is sent again.
 WEBHOOK_LEASE_SECONDS = max(float(env("WEBHOOK_LEASE_SECONDS", "60")), WEBHOOK_TIMEOUT_SECONDS + 1)
 WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "10"))
+# Senders running at once across the deployment (each sends up to 64 deliveries at a time on one core).
+WEBHOOK_SENDERS = int(env("WEBHOOK_SENDERS", "1"))
 # After a secret rotation the old secret still signs (a second signature) for this long.
 WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 # Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).

@@ -236,13 +236,14 @@ def test_only_one_sender_runs_at_a_time(api, receiver):
         results["other"] = delivery.run()
         connection.close()
 
-    assert delivery._try_lock()
+    key = delivery._try_lock()
+    assert key is not None
     try:
         thread = threading.Thread(target=other_sender)
         thread.start()
         thread.join(10)
     finally:
-        delivery._unlock()
+        delivery._unlock(key)
     assert results["other"] == (0, False) and receiver.requests == []
 
 
@@ -288,3 +289,33 @@ def test_a_broker_that_is_down_loses_nothing_and_breaks_no_call(api, receiver, m
     assert receiver.requests == []
     assert delivery.run() == (1, False)  # what the sweep starts once the broker is back
     assert receiver.requests[0].headers["webhook-id"].startswith("msg_")
+
+
+def test_more_senders_may_run_when_configured(api, settings):
+    """Each sender holds a slot on its own database connection (here: one per thread)."""
+    settings.WEBHOOK_SENDERS = 2
+    held, release = [], threading.Event()
+
+    def sender():
+        from django.db import connection
+        key = delivery._try_lock()
+        held.append(key)
+        if key is not None:
+            release.wait(10)
+            delivery._unlock(key)
+        connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(held) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    third = threading.Thread(target=sender)
+    third.start()
+    third.join(10)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(set(held[:2])) == 2 and None not in held[:2]  # two slots
+    assert held[2] is None  # both taken: a third sender does not run

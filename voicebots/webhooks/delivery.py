@@ -3,8 +3,8 @@
 - Claiming: due deliveries are taken with SELECT ... FOR UPDATE SKIP LOCKED and leased for
   WEBHOOK_LEASE_SECONDS (a token marks whose lease it is). A sender that dies leaves a lease that runs out;
   the sweep (beat) then starts a sender that takes the delivery again. Delivered ones are never taken.
-- Sending: one sender runs at a time (a PostgreSQL advisory lock; the server drops it if the sender's
-  process dies). It sends up to CONCURRENCY deliveries at once on an event loop of its own, at most
+- Sending: one sender runs at a time (WEBHOOK_SENDERS, through PostgreSQL advisory locks, which the server
+  drops if the sender's process dies). It sends up to CONCURRENCY deliveries at once on an event loop of its own, at most
   WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT per endpoint, so a slow or dead endpoint holds only its own slots
   while the others' deliveries go on. It keeps claiming while anything is in flight, so deliveries made
   meanwhile are sent without waiting for a new task.
@@ -36,7 +36,7 @@ from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
-SENDER_LOCK = 7_561_893_456_120_001  # pg advisory lock key: one sender at a time
+SENDER_LOCK = 7_561_893_456_120_001  # pg advisory lock keys: this one and the next WEBHOOK_SENDERS - 1
 CONCURRENCY = 64  # deliveries in flight in one sender
 POLL_S = 0.1  # how often a sender with sends in flight looks for new due deliveries
 CLAIM_INTERVAL_S = 0.02  # at most this often otherwise (completions come in bursts)
@@ -208,31 +208,35 @@ def send_due(max_seconds: float = RUN_SECONDS) -> tuple[int, bool]:
                 attempts += 1
 
 
-def _try_lock() -> bool:
+def _try_lock() -> int | None:
+    """The key of a free sender slot, now held by this connection, or None when all are taken."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SENDER_LOCK])
-        return bool(cursor.fetchone()[0])
+        for key in range(SENDER_LOCK, SENDER_LOCK + max(1, settings.WEBHOOK_SENDERS)):
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                return key
+    return None
 
 
-def _unlock() -> None:
+def _unlock(key: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [SENDER_LOCK])
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def run(max_seconds: float = RUN_SECONDS) -> tuple[int, bool]:
-    """Be the sender if none is running (else it sends what is due, having been told by the table itself).
+    """Be a sender if a slot is free (else the running ones send what is due: they watch the table itself).
 
     Returns the attempts made and whether there is more to send after `max_seconds` (the caller then
     queues a new run). After letting go of the lock it looks once more, so a delivery made just as the
     sender was finishing is never left for the sweep.
     """
     attempts = 0
-    while _try_lock():
+    while (key := _try_lock()) is not None:
         try:
             made, out_of_time = send_due(max_seconds)
             attempts += made
         finally:
-            _unlock()
+            _unlock(key)
         if out_of_time:
             return attempts, True
         if not made or not due(timezone.now()).exists():
