@@ -266,13 +266,15 @@ async def test_complete_answers_a_whole_reply_without_tools(fake, llm):
                                 {"role": "user", "content": "Transcript: ..."}]
 
 
-async def test_complete_turns_failures_into_llm_errors(fake, llm):
-    fake.script(Turn(status=500))
+async def test_complete_retries_once_then_turns_failures_into_llm_errors(fake, llm):
+    fake.script(Turn(status=500), Turn([Text("Recovered.")]), Turn(status=500), Turn(status=503))
 
+    assert (await llm.complete(model=MODEL, system="s", messages=[Message.user("u")], max_tokens=10)).text == (
+        "Recovered.")
     with pytest.raises(LLMError) as caught:
         await llm.complete(model=MODEL, system="s", messages=[Message.user("u")], max_tokens=10)
 
-    assert caught.value.status == 500 and caught.value.retryable
+    assert caught.value.status == 503 and caught.value.retryable and len(fake.chat_requests) == 4
 
 
 async def test_anthropic_complete_answers_a_whole_reply():

@@ -14,6 +14,7 @@ from voicebots.vendors import registry
 from voicebots.vendors.checks import configuration_problems
 from voicebots.vendors.choices import InvalidOption
 from voicebots.vendors.registry import EMBEDDINGS, LLM, STT, TTS
+from voicebots.voice.audio import MULAW_8K
 
 LOCAL_SERVER = "http://127.0.0.1:11434/v1"
 
@@ -81,12 +82,12 @@ async def test_language_models_are_built_once_per_loop_and_settings(all_keys):
 
 
 async def test_a_failing_voice_falls_back_only_to_a_configured_vendor(all_keys):
-    assert registry.text_to_speech("deepgram", "luna", "en").voice_id == "luna"
-    fallback = registry.fallback_text_to_speech("deepgram", "en")
+    assert registry.text_to_speech("deepgram", "luna", "en", MULAW_8K).voice_id == "luna"
+    fallback = registry.fallback_text_to_speech("deepgram", "en", MULAW_8K)
     assert isinstance(fallback, CartesiaTTS)
-    assert isinstance(registry.fallback_text_to_speech("cartesia", "en"), DeepgramAuraTTS)
+    assert isinstance(registry.fallback_text_to_speech("cartesia", "en", MULAW_8K), DeepgramAuraTTS)
     all_keys.DEEPGRAM_API_KEY = ""
-    assert registry.fallback_text_to_speech("cartesia", "en") is None
+    assert registry.fallback_text_to_speech("cartesia", "en", MULAW_8K) is None
 
 
 def test_a_configured_server_has_no_problems(all_keys):

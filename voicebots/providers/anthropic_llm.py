@@ -35,7 +35,7 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import anthropic_format
-from .llm_retries import RetryPolicy, retrying_stream, sentence
+from .llm_retries import RetryPolicy, retrying_call, retrying_stream, sentence
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class AnthropicLLM:
     """LLM port implementation. Retries a 429/5xx/timeout/connection failure at most
     `max_retries_handled_here` times, only before any text or tool call was yielded, and only while the
     whole attempt fits in `total_budget_s`. The SDK's own retries are off (max_retries=0). `complete` (work
-    after a conversation, not in one) waits up to `complete_timeout_s` and leaves retrying to its caller."""
+    after a conversation, not in one) waits up to `complete_timeout_s` an attempt, retried the same way."""
 
     def __init__(self, api_key: str, base_url: str | None = None, *, timeout_s: float = 10.0,
                  connect_timeout_s: float = 3.0, total_budget_s: float = 15.0, max_retries_handled_here: int = 1,
@@ -147,6 +147,8 @@ class AnthropicLLM:
         self._complete_timeout_s = complete_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._policy = RetryPolicy(total_budget_s, max_retries_handled_here, retry_delay_s)
+        self._complete_policy = RetryPolicy(complete_timeout_s * (max_retries_handled_here + 1),
+                                            max_retries_handled_here, retry_delay_s)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0,
             timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
@@ -165,12 +167,16 @@ class AnthropicLLM:
                        max_tokens: int) -> Completion:
         request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
                              max_tokens=max_tokens)
-        try:
-            reply = await self._client.messages.create(
-                **anthropic_format.request_params(request),
-                timeout=httpx2.Timeout(self._complete_timeout_s, connect=self._connect_timeout_s))
-        except (anthropic.APIError, httpx2.TransportError) as exc:
-            raise _describe(exc) from exc
+        return await retrying_call(lambda deadline: self._complete_once(request, deadline),
+                                   failures=(anthropic.APIError, httpx2.TransportError), describe=_describe,
+                                   policy=self._complete_policy)
+
+    async def _complete_once(self, request: LLMRequest, deadline: float) -> Completion:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        reply = await self._client.messages.create(
+            **anthropic_format.request_params(request),
+            timeout=httpx2.Timeout(min(self._complete_timeout_s, remaining),
+                                   connect=min(self._connect_timeout_s, remaining)))
         usage: Usage = {}
         _usage_dict(reply.usage, usage)
         text = "".join(block.text for block in reply.content if block.type == "text")

@@ -12,11 +12,12 @@ import logging
 import time
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from voicebots.conversation.ports import LLMError, LLMEvent, ThinkingDelta
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,24 @@ async def retrying_stream(attempt: Callable[[float], AsyncIterator[LLMEvent]], *
             retry = (error.retryable and not started_answering and retries < policy.max_retries
                      and time.monotonic() + policy.retry_delay_s < deadline)
             if not retry:
+                raise error from exc
+            logger.info("Retrying the model request after: %s", error.message)
+        retries += 1
+        await asyncio.sleep(policy.retry_delay_s)
+
+
+async def retrying_call(call: Callable[[float], Awaitable[T]], *, failures: tuple[type[BaseException], ...],
+                        describe: Callable[[Exception], LLMError], policy: RetryPolicy) -> T:
+    """`await call(deadline)`, retried per the policy (a whole reply can always be asked for again)."""
+    deadline = time.monotonic() + policy.total_budget_s
+    retries = 0
+    while True:
+        try:
+            return await call(deadline)
+        except failures as exc:
+            error = describe(exc)
+            if not (error.retryable and retries < policy.max_retries
+                    and time.monotonic() + policy.retry_delay_s < deadline):
                 raise error from exc
             logger.info("Retrying the model request after: %s", error.message)
         retries += 1

@@ -33,7 +33,7 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import openai_format
-from .llm_retries import RetryPolicy, retrying_stream, sentence
+from .llm_retries import RetryPolicy, retrying_call, retrying_stream, sentence
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _describe(error: Exception) -> LLMError:
 
 class OpenAICompatibleLLM:
     """LLM port implementation over any OpenAI-compatible endpoint; retries as `llm_retries` says (the SDK's
-    own retries are off). `complete` waits up to `complete_timeout_s` and leaves retrying to its caller."""
+    own retries are off). `complete` waits up to `complete_timeout_s` an attempt, retried the same way."""
 
     def __init__(self, api_key: str, base_url: str, *, timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
                  total_budget_s: float = 15.0, max_retries_handled_here: int = 1, retry_delay_s: float = 0.5,
@@ -115,6 +115,8 @@ class OpenAICompatibleLLM:
         self._connect_timeout_s = connect_timeout_s
         self._complete_timeout_s = complete_timeout_s
         self._policy = RetryPolicy(total_budget_s, max_retries_handled_here, retry_delay_s)
+        self._complete_policy = RetryPolicy(complete_timeout_s * (max_retries_handled_here + 1),
+                                            max_retries_handled_here, retry_delay_s)
         self._max_tokens_key = openai_format.max_tokens_field(base_url)
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0,
@@ -134,12 +136,16 @@ class OpenAICompatibleLLM:
                        max_tokens: int) -> Completion:
         request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
                              max_tokens=max_tokens)
-        try:
-            reply = await self._client.chat.completions.create(
-                **openai_format.request_params(request, max_tokens_key=self._max_tokens_key),
-                timeout=httpx2.Timeout(self._complete_timeout_s, connect=self._connect_timeout_s))
-        except (openai.APIError, httpx2.TransportError) as exc:
-            raise _describe(exc) from exc
+        return await retrying_call(lambda deadline: self._complete_once(request, deadline),
+                                   failures=(openai.APIError, httpx2.TransportError), describe=_describe,
+                                   policy=self._complete_policy)
+
+    async def _complete_once(self, request: LLMRequest, deadline: float) -> Completion:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        reply = await self._client.chat.completions.create(
+            **openai_format.request_params(request, max_tokens_key=self._max_tokens_key),
+            timeout=httpx2.Timeout(min(self._complete_timeout_s, remaining),
+                                   connect=min(self._connect_timeout_s, remaining)))
         if not reply.choices:
             raise LLMError("The language model sent an empty reply.")
         choice = reply.choices[0]

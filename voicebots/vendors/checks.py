@@ -74,6 +74,11 @@ def configuration_problems() -> list[Problem]:
         choices.canonical_model_id(settings.OPENAI_MODEL)
     except InvalidOption as error:
         problems.append(Problem("E004", f"OPENAI_MODEL: {error.message}"))
+    if settings.ANALYSIS_LLM_PROVIDER:
+        try:
+            registry.validate(registry.LLM, settings.ANALYSIS_LLM_PROVIDER, settings.ANALYSIS_LLM_MODEL or None)
+        except (registry.UnknownProvider, InvalidOption) as error:
+            problems.append(Problem("E008", f"ANALYSIS_LLM_PROVIDER/ANALYSIS_LLM_MODEL: {error.message}"))
     for kind in (registry.LLM, registry.STT, registry.TTS):
         default = registry.get(kind, registry.DEFAULTS[kind])
         for setting in default.missing_settings():

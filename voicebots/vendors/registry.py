@@ -124,10 +124,12 @@ def shared_http_client():
         limits=httpx.Limits(max_keepalive_connections=100)))
 
 
-def _anthropic_llm():
+def _anthropic_llm(**options):
     from voicebots.providers.anthropic_llm import AnthropicLLM
 
     key, base_url = settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL
+    if options:
+        return AnthropicLLM(api_key=key, base_url=base_url, **options)
     return _loop_cached(("anthropic", key, base_url), lambda: AnthropicLLM(api_key=key, base_url=base_url))
 
 
@@ -136,34 +138,36 @@ def _openai_key_required() -> bool:
     return urlsplit(settings.OPENAI_BASE_URL).hostname == urlsplit(OPENAI_DEFAULT_BASE_URL).hostname
 
 
-def _openai_llm():
+def _openai_llm(**options):
     from voicebots.providers.openai_llm import OpenAICompatibleLLM
 
     key, base_url = settings.OPENAI_API_KEY or KEYLESS_PLACEHOLDER, settings.OPENAI_BASE_URL
+    if options:
+        return OpenAICompatibleLLM(api_key=key, base_url=base_url, **options)
     return _loop_cached(("openai", key, base_url), lambda: OpenAICompatibleLLM(api_key=key, base_url=base_url))
 
 
-def _deepgram_stt(language: str):
+def _deepgram_stt(language: str, audio_format):
     from voicebots.providers.deepgram_stt import DeepgramSTT
 
     return DeepgramSTT(settings.DEEPGRAM_API_KEY, language=language,
                        websocket_url=_websocket_base(settings.DEEPGRAM_BASE_URL),
-                       endpointing_ms=settings.STT_ENDPOINTING_MS)
+                       endpointing_ms=settings.STT_ENDPOINTING_MS, audio_format=audio_format)
 
 
-def _cartesia_tts(voice: str, language: str):
+def _cartesia_tts(voice: str, language: str, audio_format):
     from voicebots.providers.cartesia_tts import CartesiaTTS
 
     return CartesiaTTS(settings.CARTESIA_API_KEY, voice, language=language, base_url=settings.CARTESIA_BASE_URL,
                        websocket_base_url=_websocket_base(settings.CARTESIA_BASE_URL),
-                       http_client=shared_http_client())
+                       http_client=shared_http_client(), audio_format=audio_format)
 
 
-def _aura_tts(voice: str, language: str):
+def _aura_tts(voice: str, language: str, audio_format):
     from voicebots.providers.deepgram_tts import DeepgramAuraTTS
 
     return DeepgramAuraTTS(settings.DEEPGRAM_API_KEY, voice, base_url=settings.DEEPGRAM_BASE_URL,
-                           http_client=shared_http_client())
+                           http_client=shared_http_client(), audio_format=audio_format)
 
 
 def _minilm_embedder():
@@ -275,25 +279,28 @@ def missing_settings(kind: str, name: str) -> list[str]:
     return get(kind, name).missing_settings()
 
 
-def language_model(name: str):
-    """The LLM adapter of provider `name` (one per event loop and settings)."""
-    return require(LLM, name).build()
+def language_model(name: str, **options):
+    """The LLM adapter of provider `name`: the one shared by this event loop's conversations, or, with
+    `options` (the adapter's timeouts and retries), a new one that its caller closes (`aclose`)."""
+    return require(LLM, name).build(**options)
 
 
-def speech_to_text(name: str, language: str):
-    return require(STT, name).build(language)
+def speech_to_text(name: str, language: str, audio_format):
+    """Transcription of audio in `audio_format` (a voicebots.voice.audio.AudioFormat)."""
+    return require(STT, name).build(language, audio_format)
 
 
-def text_to_speech(name: str, voice: str, language: str):
-    return require(TTS, name).build(voice, language)
+def text_to_speech(name: str, voice: str, language: str, audio_format):
+    """A voice speaking in `audio_format`."""
+    return require(TTS, name).build(voice, language, audio_format)
 
 
-def fallback_text_to_speech(instead_of: str, language: str):
+def fallback_text_to_speech(instead_of: str, language: str, audio_format):
     """Another vendor's voice for when `instead_of`'s fails, if one is configured: a failed voice never means
     silence, and never a vendor the server has no key for."""
     for provider in PROVIDERS[TTS]:
         if provider.name != instead_of and not provider.missing_settings():
-            return provider.build(provider.fallback_option, language)
+            return provider.build(provider.fallback_option, language, audio_format)
     return None
 
 

@@ -1,0 +1,36 @@
+"""The vendors of one call, from its bot's settings through the vendor registry, in the transport's formats."""
+from __future__ import annotations
+
+from voicebots.vendors import registry
+from voicebots.vendors.registry import LLM, STT, TTS, ProviderUnavailable
+from voicebots.voice.audio import AudioFormat
+
+registry.load_adapters()  # with the call runtime, at start-up
+
+
+def problems(bot) -> list[str]:
+    """Why a live call with this bot cannot run on this server (missing keys, unknown providers); empty if
+    it can."""
+    found: list[str] = []
+    for kind, name in ((LLM, bot.llm_provider), (STT, bot.stt_provider), (TTS, bot.tts_provider)):
+        try:
+            found.extend(f"{setting} missing" for setting in registry.missing_settings(kind, name))
+        except ProviderUnavailable as error:
+            found.append(error.message.rstrip("."))
+    return list(dict.fromkeys(found))  # Deepgram's key is needed once, whatever it does
+
+
+def speech_to_text(bot, audio_format: AudioFormat):
+    """Transcription of the caller's audio, as the transport delivers it."""
+    return registry.speech_to_text(bot.stt_provider, bot.stt_language, audio_format)
+
+
+def voice(bot, audio_format: AudioFormat):
+    """The bot's voice, speaking in `audio_format` (what the transport plays)."""
+    return registry.text_to_speech(bot.tts_provider, bot.tts_voice, bot.stt_language, audio_format)
+
+
+def fallback_voice(bot, audio_format: AudioFormat):
+    """Another vendor's voice for when the bot's fails, if this server has one: a failed voice never means
+    silence."""
+    return registry.fallback_text_to_speech(bot.tts_provider, bot.stt_language, audio_format)
