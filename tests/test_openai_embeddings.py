@@ -59,11 +59,19 @@ def test_texts_go_in_batches_at_once_and_come_back_in_order(fake):
     assert fake.max_concurrent_embeddings == 3 and elapsed < 0.55  # three batches of 0.2 s side by side
     body = fake.embedding_requests[0].body
     assert body["model"] == "text-embedding-3-small" and body["dimensions"] == 384
-    assert body["encoding_format"] == "base64"  # the SDK's compact default, decoded by it
+    assert body["encoding_format"] == "base64"  # compact, and decoded straight into an array
     assert fake.embedding_requests[0].headers["authorization"] == f"Bearer {fake.api_key}"
     assert client.name == "text-embedding-3-small@384"
     assert client.count_tokens("hello world") == 2
     assert client.embed([]).shape == (0, 384)
+
+
+def test_a_server_that_ignores_the_encoding_format_is_understood(fake):
+    fake.honour_encoding_format = False
+
+    vectors = embedder(fake).embed(["Free parking", "Opening hours"])
+
+    np.testing.assert_allclose(vectors[1], hashed_embedding("Opening hours", 384), atol=1e-6)
 
 
 def test_rate_limits_and_server_errors_are_retried(fake):

@@ -224,11 +224,14 @@ def hashed_embedding(text: str, dimensions: int) -> np.ndarray:
 
 
 class FakeOpenAI(StreamLoopbackServer):
-    def __init__(self, api_key: str | None = DEFAULT_API_KEY, *, embedding_delay_s: float = 0.0) -> None:
-        """`api_key=None`: accept any request, like a local server started without a key."""
+    def __init__(self, api_key: str | None = DEFAULT_API_KEY, *, embedding_delay_s: float = 0.0,
+                 honour_encoding_format: bool = True) -> None:
+        """`api_key=None`: accept any request, like a local server started without a key.
+        `honour_encoding_format=False`: always answer lists of floats, like servers that ignore the format."""
         super().__init__()
         self.api_key = api_key
         self.embedding_delay_s = embedding_delay_s
+        self.honour_encoding_format = honour_encoding_format
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[Disconnect] = []
         self.default_turn = Turn([Text("Hello.")])
@@ -379,7 +382,7 @@ class FakeOpenAI(StreamLoopbackServer):
             return  # the client gave up (its timeout): nothing to answer
         finally:
             self.concurrent_embeddings -= 1
-        as_base64 = body.get("encoding_format") == "base64"
+        as_base64 = body.get("encoding_format") == "base64" and self.honour_encoding_format
         data = []
         for index, text in enumerate(texts):
             vector = hashed_embedding(text, size)

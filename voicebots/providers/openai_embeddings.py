@@ -9,6 +9,8 @@ refused with a sentence saying what to change.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import random
 import threading
@@ -109,7 +111,9 @@ class OpenAIEmbedder:
         attempt = 0
         while True:
             try:
-                response = self._client.embeddings.create(input=inputs, model=self.model, **extra)
+                # base64 asked for explicitly: the SDK then leaves it to us to decode straight into an array.
+                response = self._client.embeddings.create(input=inputs, model=self.model, encoding_format="base64",
+                                                          **extra)
                 break
             except openai.APIError as error:
                 wait = self._retry_wait(error, attempt)
@@ -164,8 +168,8 @@ class OpenAIEmbedder:
         if len(data) != count:
             raise EmbeddingError(f"The embedding service answered {len(data)} vectors for {count} texts.")
         try:
-            vectors = np.asarray([item.embedding for item in data], dtype=np.float32)
-        except (TypeError, ValueError) as error:
+            vectors = np.asarray([_decoded(item.embedding) for item in data], dtype=np.float32)
+        except (TypeError, ValueError, binascii.Error) as error:
             raise EmbeddingError("The embedding service sent vectors that are not lists of numbers.") from error
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
             size = vectors.shape[1] if vectors.ndim == 2 else "uneven"
@@ -177,6 +181,13 @@ class OpenAIEmbedder:
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):
             raise EmbeddingError("The embedding service sent an empty or invalid vector.")
         return vectors / norms
+
+
+def _decoded(embedding) -> np.ndarray | list:
+    """A vector as base64 of little-endian float32s, or as a list (from a server that ignores the format)."""
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4")
+    return embedding
 
 
 def _retry_after(headers) -> float | None:
