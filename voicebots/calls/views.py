@@ -1,5 +1,6 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from voicebots.api.errors import Conflict
@@ -23,6 +24,11 @@ class CallViewSet(AccountResourceViewSet):
     def get_queryset(self):
         calls = super().get_queryset()
         bot = self.request.query_params.get("voicebot_id")
+        direction = self.request.query_params.get("direction")
+        if direction and direction not in Call.Direction.values:
+            raise ValidationError({"direction": [f"Use one of {', '.join(Call.Direction.values)}."]})
+        if direction:
+            calls = calls.filter(direction=direction)
         return calls.filter(voicebot_id=bot) if bot else calls
 
     def retrieve(self, request, *args, **kwargs):
