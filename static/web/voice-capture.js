@@ -7,7 +7,8 @@ class Pcm16Capture extends AudioWorkletProcessor {
     const settings = options.processorOptions || {};
     const targetRate = settings.targetRate || 16000;
     this.step = sampleRate / targetRate; // input samples per output sample
-    this.frame = new Int16Array(Math.round((targetRate * (settings.frameMs || 20)) / 1000));
+    this.frameLength = Math.round((targetRate * (settings.frameMs || 20)) / 1000);
+    this.frame = new Int16Array(this.frameLength);
     this.filled = 0;
     this.sum = 0; // box filter: input samples since the last output one
     this.count = 0;
@@ -19,9 +20,9 @@ class Pcm16Capture extends AudioWorkletProcessor {
   emit(value) {
     const sample = Math.round(Math.max(-1, Math.min(1, value)) * 32767);
     this.frame[this.filled++] = sample;
-    if (this.filled === this.frame.length) {
-      this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
-      this.frame = new Int16Array(this.frame.length);
+    if (this.filled === this.frameLength) {
+      this.port.postMessage(this.frame.buffer, [this.frame.buffer]); // transferred: the array is emptied
+      this.frame = new Int16Array(this.frameLength);
       this.filled = 0;
     }
   }

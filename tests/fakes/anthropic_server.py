@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -207,8 +206,6 @@ class FakeAnthropic(StreamLoopbackServer):
         self.disconnects: list[Disconnect] = []
         self.default_turn = Turn([Text("Hello.")])
         self._script: deque[Turn] = deque()  # deque: safe to feed from another thread
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -223,33 +220,6 @@ class FakeAnthropic(StreamLoopbackServer):
         while not self.disconnects and time.monotonic() < deadline:
             await asyncio.sleep(DISCONNECT_POLL_S)
         return self.disconnects[0] if self.disconnects else None
-
-    # Lifecycle in a daemon thread with its own loop (for sync callers such as Django's test client); in the
-    # caller's own loop: start(), close() or `async with` (LoopbackServer).
-
-    def start_in_thread(self) -> FakeAnthropic:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self.start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-        self._loop = self._thread = None
 
     # HTTP.
 

@@ -3,7 +3,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.conf import settings
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 
 from voicebots.accounts.services import account_of_user
 from voicebots.callruntime.vendors import missing_keys
@@ -22,6 +23,11 @@ def home(request):
             documents_count=account.documents.count(),
         )
     return render(request, "web/home.html", context)
+
+
+def favicon(request):
+    """Browsers ask every site for /favicon.ico; a 404 there is an error in every page's console."""
+    return redirect(static("web/favicon.svg"), permanent=True)
 
 
 def healthz(request):
