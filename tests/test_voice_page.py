@@ -81,6 +81,21 @@ def bot_and_member(api):
     return api.post("Voicebot/", {"name": "Desk", "welcome_message": "Hello!"}).json()
 
 
+def playground_page(context, app, bot_id, problems: list[str]):
+    """The bot's playground, signed in through the admin's login form; console errors, page errors and failed
+    requests go to `problems`."""
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("response", lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"))
+    page.goto(f"{app.url}/admin/login/?next=/playground/{bot_id}/")
+    page.fill("#id_username", "talker")
+    page.fill("#id_password", "a-long-password-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**/playground/{bot_id}/")
+    return page
+
+
 def test_talking_to_a_bot_from_the_browser(app, bot_and_member, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -93,16 +108,7 @@ def test_talking_to_a_bot_from_the_browser(app, bot_and_member, tmp_path):
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])
         try:
-            page = browser.new_page()
-            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on("response", lambda response: response.status >= 400 and problems.append(
-                f"{response.status} {response.url}"))
-            page.goto(f"{app.url}/admin/login/?next=/playground/{bot['id']}/")
-            page.fill("#id_username", "talker")
-            page.fill("#id_password", "a-long-password-123")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**/playground/{bot['id']}/")
+            page = playground_page(browser.new_context(), app, bot["id"], problems)
 
             page.click("#talk")
             page.wait_for_selector("#voice[data-state=live]", timeout=10_000)
@@ -135,3 +141,28 @@ def test_talking_to_a_bot_from_the_browser(app, bot_and_member, tmp_path):
     for turn in turns[1:3]:
         assert turn.timings["latency_ms"] is not None and turn.timings["platform_ms"] is not None, turn.timings
     assert "Traceback" not in app.output(), app.output()
+
+
+@pytest.mark.parametrize("device, permission, message", [
+    ("fake", [], "Microphone access was denied"),  # a microphone, but the user said no
+    ("none", ["microphone"], "No microphone was found"),  # allowed, but there is none (this machine has none)
+])
+def test_a_denied_or_missing_microphone_is_explained(app, bot_and_member, device, permission, message):
+    from playwright.sync_api import sync_playwright
+
+    args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"]
+    if device == "none":
+        args.remove("--use-fake-device-for-media-stream")
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = playground_page(browser.new_context(permissions=permission), app, bot_and_member["id"], problems)
+            page.click("#talk")
+            page.wait_for_selector("#voice-status.error", timeout=10_000)
+            assert message in page.text_content("#voice-status")
+            assert page.get_attribute("#voice", "data-state") == "ended"
+            assert page.is_enabled("#talk") and not page.is_enabled("#hang-up")  # ready to try again
+        finally:
+            browser.close()
+    assert problems == [], problems
