@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-from voicebots.voice.audio import MULAW_8K, SAMPLE_RATE, AudioFormat, mulaw_to_pcm16, pcm16_to_mulaw
+from voicebots.voice.audio import MULAW_8K, SAMPLE_RATE, AudioFormat, mulaw_to_pcm16, resample
 
 from .codec import CheckpointRequested, ClearRequested, MalformedFrame, PlayAudio, PlivoStreamCodec
 
@@ -31,7 +31,12 @@ GREETING_DONE_AFTER_S = 0.5  # quiet after the greeting before the caller talks 
 
 
 def load_wav_as_mulaw(path: str | Path) -> bytes:
-    """A WAV file (PCM 8/16-bit or mu-law, any rate, mono or stereo) as 8 kHz mu-law."""
+    """A WAV file (PCM 8/16-bit, any rate, mono or stereo) as 8 kHz mu-law."""
+    return load_wav(path, MULAW_8K)
+
+
+def load_wav(path: str | Path, audio_format: AudioFormat) -> bytes:
+    """A WAV file (PCM 8/16-bit, any rate, mono or stereo) in `audio_format`."""
     with wave.open(str(path), "rb") as wav:
         channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
         raw = wav.readframes(wav.getnframes())
@@ -43,10 +48,7 @@ def load_wav_as_mulaw(path: str | Path) -> bytes:
         raise ValueError(f"{path}: {width * 8}-bit samples are not supported; use 16-bit PCM.")
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        positions = np.arange(0, len(samples), rate / SAMPLE_RATE)
-        samples = np.interp(positions, np.arange(len(samples)), samples)
-    return pcm16_to_mulaw(samples)
+    return audio_format.from_pcm16(resample(samples, rate, audio_format.sample_rate))
 
 
 def write_mulaw_wav(path: str | Path, audio: bytes) -> None:
