@@ -388,3 +388,17 @@ def test_the_playground_has_the_talk_button_for_members_of_any_of_their_accounts
     for bot_id in (bot["id"], theirs["id"]):
         page = client.get(f"/playground/{bot_id}/")
         assert page.status_code == 200 and b'id="talk"' in page.content and b"/ws/voice/" in page.content
+
+
+async def test_a_failure_starting_the_call_is_told_not_crashed(member, bot, monkeypatch):
+    from voicebots.web import voice_consumer
+
+    def broken(bot, user):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(voice_consumer, "open_browser_call", broken)
+    communicator = socket_for(member, bot["id"])
+    assert (await communicator.connect())[0]
+    await communicator.send_to(text_data=codec.start())
+    end, _ = await closing(communicator)
+    assert end == {"type": "end", "code": 1011, "reason": "The server could not start the call; try again."}

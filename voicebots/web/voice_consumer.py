@@ -110,7 +110,11 @@ class BrowserCallConsumer(CallSocketConsumer):
             elif isinstance(message, Start):
                 if runtime is not None:
                     raise ProtocolError(protocol.MALFORMED, "A second start message.")
-                await self._start()
+                try:
+                    await self._start()
+                except Exception:  # the page must hear why, and a started record must be finalized
+                    logger.exception("A browser call could not start")
+                    await self.finish(protocol.SERVER_ERROR, "The server could not start the call; try again.")
             elif runtime is None:
                 raise ProtocolError(protocol.MALFORMED, f"A {type(message).__name__.lower()} message before start.")
             elif isinstance(message, Played):

@@ -19,7 +19,7 @@ Server -> browser
 Close codes (each comes with an "end" message saying why, since browsers show no close reason of a refused
 or server-closed socket reliably): 1000 the call ended, 4400 malformed message, 4401 not signed in, 4404 no such
 bot in your accounts, 4408 no audio for too long, 4410 the call's time limit, 4413 message too large,
-4415 unsupported audio format, 4429 too many browser calls at once for the account.
+4415 unsupported audio format, 4429 too many browser calls at once for the account, 1011 the server failed.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ TIME_LIMIT = 4410
 TOO_LARGE = 4413
 UNSUPPORTED_FORMAT = 4415
 TOO_MANY_CALLS = 4429
+SERVER_ERROR = 1011
 
 
 class ProtocolError(Exception):
