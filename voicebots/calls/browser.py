@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from voicebots.accounts.models import Account
+from voicebots.webhooks import events as webhook_events
 
 from .models import Call
 from .services import record_event
@@ -41,4 +42,5 @@ def open_browser_call(bot, user) -> Call:
     call = Call.objects.create(account=bot.account, voicebot=bot, direction=Call.Direction.WEB,
                                status=Call.Status.IN_PROGRESS, answered_at=now, stream_started_at=now)
     record_event(call, "browser_call", user=user.get_username())
+    webhook_events.call_started(call)  # as a phone call's when its stream starts
     return call
