@@ -402,3 +402,25 @@ async def test_a_failure_starting_the_call_is_told_not_crashed(member, bot, monk
     await communicator.send_to(text_data=codec.start())
     end, _ = await closing(communicator)
     assert end == {"type": "end", "code": 1011, "reason": "The server could not start the call; try again."}
+
+
+def test_a_browser_call_is_announced_and_ended_like_a_phone_call(api, settings):
+    """The account's webhooks hear of it: call.started when it opens, call.ended when it is finalized."""
+    from django.contrib.auth import get_user_model
+
+    from voicebots.bots.models import Voicebot
+    from voicebots.calls import services as calls
+    from voicebots.calls.browser import open_browser_call
+    from voicebots.webhooks import services
+    from voicebots.webhooks.models import WebhookEvent
+
+    settings.WEBHOOK_ALLOW_HTTP = True
+    services.create_endpoint(api.account, url="https://hooks.example.com/x", events=["call.started", "call.ended"])
+    bot_row = Voicebot.objects.create(account=api.account, name="Desk")
+    user = get_user_model().objects.create_user("someone")
+    call = open_browser_call(bot_row, user)
+    calls.finalize(call, reason="The caller hung up.")
+    started, ended = [json.loads(event.body) for event in WebhookEvent.objects.order_by("created_at")]
+    assert (started["type"], started["data"]["id"], started["data"]["direction"]) == ("call.started", str(call.id),
+                                                                                      "web")
+    assert ended["type"] == "call.ended" and ended["data"]["end_reason"] == "The caller hung up."
