@@ -141,16 +141,25 @@ def bench_side_by_side(server: Server, calls: int, utterances: int) -> dict:
     return figures
 
 
-def bench_concurrent(server: Server, sessions: int) -> dict:
+def bench_concurrent(server: Server, vendors: Vendors, sessions: int) -> dict:
+    import time
+
     bot = make_bot(f"browser-{sessions}")
+    cpu_before, harness_before, started = server.cpu_seconds(), vendors.cpu_seconds() + time.process_time(), \
+        time.monotonic()
     results = asyncio.run(browser_calls(server, bot, sessions, utterances=2, stagger_s=min(0.1, 3.0 / sessions)))
+    elapsed = time.monotonic() - started
+    server_cpu = server.cpu_seconds() - cpu_before
+    harness_cpu = vendors.cpu_seconds() + time.process_time() - harness_before
     values = latencies(results)
     platform = [t["platform_ms"] for t in web_turns([cid for cid, _ in results]) if t.get("platform_ms")]
     return {"sessions": sessions, **summary(values), "unanswered": unanswered(results),
             "platform_p95_ms": percentile(platform, 0.95),
             "audible_gaps": sum(r.playback_underruns for _, r in results),
             "late_caller_frames": sum(r.late_media_frames for _, r in results),
-            "closed_by_server": sum(1 for _, r in results if r.closed_by_server)}
+            "closed_by_server": sum(1 for _, r in results if r.closed_by_server),
+            "server_cpu_ms_per_call_second": round(server_cpu * 1000 / (sessions * elapsed), 2),
+            "server_cpu_cores": round(server_cpu / elapsed, 2), "harness_cpu_cores": round(harness_cpu / elapsed, 2)}
 
 
 def delete_previous_members() -> None:
@@ -163,6 +172,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer side-by-side calls")
     parser.add_argument("--sessions", type=int, default=20, help="concurrent browser calls (default 20)")
+    parser.add_argument("--only", choices=("latency", "concurrent"), help="run one of the two parts")
     args = parser.parse_args(argv)
     use_bench_database()
     delete_previous_runs()
@@ -173,27 +183,33 @@ def main(argv=None) -> dict:
     try:
         print(f"Browser calls (fakes delayed: {VENDOR_DELAYS_MS:.0f} ms in all; load average {load_average()})",
               flush=True)
-        side = bench_side_by_side(server, calls=2 if args.quick else 4, utterances=3 if args.quick else 5)
-        phone, browser = side["phone"], side["browser"]
-        print(f"  one call at a time: phone p50 {phone['p50_ms']:.0f} ms (p95 {phone['p95_ms']:.0f}), browser p50 "
-              f"{browser['p50_ms']:.0f} ms (p95 {browser['p95_ms']:.0f}), {phone['turns']}+{browser['turns']} turns; "
-              f"platform share p50 phone {side['phone_platform_p50_ms']} ms, browser {side['browser_platform_p50_ms']} "
-              f"ms", flush=True)
-        concurrent = bench_concurrent(server, args.sessions)
-        print(f"  {concurrent['sessions']} browser calls at once: turn p50 {concurrent['p50_ms']:.0f} ms, p95 "
-              f"{concurrent['p95_ms']:.0f} ms, max {concurrent['max_ms']:.0f} ms over {concurrent['turns']} turns; "
-              f"platform p95 {concurrent['platform_p95_ms']} ms; unanswered {concurrent['unanswered']}, "
-              f"gaps {concurrent['audible_gaps']}, late caller frames {concurrent['late_caller_frames']} "
-              f"(load average {load_average()})", flush=True)
+        side = concurrent = None
+        if args.only != "concurrent":
+            side = bench_side_by_side(server, calls=2 if args.quick else 4, utterances=3 if args.quick else 5)
+            phone, browser = side["phone"], side["browser"]
+            print(f"  one call at a time: phone p50 {phone['p50_ms']:.0f} ms (p95 {phone['p95_ms']:.0f}), browser "
+                  f"p50 {browser['p50_ms']:.0f} ms (p95 {browser['p95_ms']:.0f}), {phone['turns']}+"
+                  f"{browser['turns']} turns; platform share p50 phone {side['phone_platform_p50_ms']} ms, browser "
+                  f"{side['browser_platform_p50_ms']} ms", flush=True)
+        if args.only != "latency":
+            concurrent = bench_concurrent(server, vendors, args.sessions)
+            print(f"  {concurrent['sessions']} browser calls at once: turn p50 {concurrent['p50_ms']:.0f} ms, p95 "
+                  f"{concurrent['p95_ms']:.0f} ms, max {concurrent['max_ms']:.0f} ms over {concurrent['turns']} "
+                  f"turns; platform p95 {concurrent['platform_p95_ms']} ms; unanswered {concurrent['unanswered']}, "
+                  f"gaps {concurrent['audible_gaps']}, late caller frames {concurrent['late_caller_frames']}; server "
+                  f"CPU {concurrent['server_cpu_ms_per_call_second']} ms per call-second "
+                  f"({concurrent['server_cpu_cores']} cores; callers and fakes {concurrent['harness_cpu_cores']}) "
+                  f"(load average {load_average()})", flush=True)
     finally:
         server.stop()
         vendors.stop()
-    checks = [
-        ("browser p50 minus phone p50, one call", side.get("browser_minus_phone_p50_ms"),
-         TARGETS["browser_minus_phone_p50_ms"], side["unanswered"]),
-        (f"slowest turn, {args.sessions} browser calls at once", concurrent["max_ms"],
-         TARGETS["concurrent_max_turn_ms"], concurrent["unanswered"]),
-    ]
+    checks = []
+    if side is not None:
+        checks.append(("browser p50 minus phone p50, one call", side.get("browser_minus_phone_p50_ms"),
+                       TARGETS["browser_minus_phone_p50_ms"], side["unanswered"]))
+    if concurrent is not None:
+        checks.append((f"slowest turn, {args.sessions} browser calls at once", concurrent["max_ms"],
+                       TARGETS["concurrent_max_turn_ms"], concurrent["unanswered"]))
     for name, value, target, missing in checks:
         verdict = "PASS" if value is not None and value <= target and not missing else "MISS"
         print(f"  {verdict} {name}: {value} ms (target <= {target} ms){f'; {missing} unanswered' if missing else ''}")
