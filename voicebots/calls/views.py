@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -30,6 +30,14 @@ class CallViewSet(AccountResourceViewSet):
         if direction:
             calls = calls.filter(direction=direction)
         return calls.filter(voicebot_id=bot) if bot else calls
+
+    @extend_schema(parameters=[
+        OpenApiParameter("direction", str, enum=Call.Direction.values,
+                         description="Only calls in this direction (web: browser calls from the voice playground)."),
+        OpenApiParameter("voicebot_id", str, description="Only calls with this bot."),
+    ])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
         call = self.get_object()
