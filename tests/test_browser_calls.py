@@ -195,6 +195,10 @@ async def test_a_browser_call_greets_answers_shows_it_live_and_is_recorded(membe
     assert (await sync_to_async(api.get)("Call/", {"direction": "inbound"})).json()["calls"] == []
     wrong = await sync_to_async(api.get)("Call/", {"direction": "sideways"})
     assert wrong.status_code == 400 and "direction" in wrong.json()["error"]
+    wrong = await sync_to_async(api.get)("Call/", {"voicebot_id": "not-a-uuid"})
+    assert wrong.status_code == 400 and "voicebot_id" in wrong.json()["error"]
+    mine = await sync_to_async(api.get)("Call/", {"voicebot_id": bot_with_knowledge_and_tool["id"], "direction": "web"})
+    assert [item["id"] for item in mine.json()["calls"]] == [ready["call_id"]]
 
 
 LONG = ("Our clinic opens at eight in the morning on weekdays and at nine on Saturdays, "

@@ -1,3 +1,5 @@
+import uuid
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -29,7 +31,12 @@ class CallViewSet(AccountResourceViewSet):
             raise ValidationError({"direction": [f"Use one of {', '.join(Call.Direction.values)}."]})
         if direction:
             calls = calls.filter(direction=direction)
-        return calls.filter(voicebot_id=bot) if bot else calls
+        if bot:
+            try:
+                calls = calls.filter(voicebot_id=uuid.UUID(bot))
+            except ValueError:
+                raise ValidationError({"voicebot_id": ["Not a valid bot id (a UUID)."]}) from None
+        return calls
 
     @extend_schema(parameters=[
         OpenApiParameter("direction", str, enum=Call.Direction.values,
