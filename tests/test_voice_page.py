@@ -87,7 +87,8 @@ def playground_page(context, app, bot_id, problems: list[str]):
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("response", lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"))
+    page.on("response", lambda response: response.status >= 400 and problems.append(
+        f"{response.status} {response.url}"))
     page.goto(f"{app.url}/admin/login/?next=/playground/{bot_id}/")
     page.fill("#id_username", "talker")
     page.fill("#id_password", "a-long-password-123")

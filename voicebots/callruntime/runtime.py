@@ -192,7 +192,8 @@ class CallRuntime:
         if (feed := self.live) is not None:  # a watched call reports what passes through its ports
             parts = {**parts, "tool_runner": WatchedTools(control, feed),
                      "retriever": WatchedRetriever(parts["retriever"], feed)}
-            stt, tts, observer = WatchedSpeechToText(stt, feed), WatchedVoice(tts, feed), WatchedObserver(observer, feed)
+            stt, tts = WatchedSpeechToText(stt, feed), WatchedVoice(tts, feed)
+            observer = WatchedObserver(observer, feed)
             fallback_tts = WatchedVoice(fallback_tts, feed) if fallback_tts is not None else None
         return CallSession(
             config=conversation.config, engine=BotRuntime(conversation.config, parts).engine(), transport=transport,
