@@ -223,6 +223,12 @@ PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 
+# Browser calls (the voice playground): how many may run at once per account, the longest one (seconds; the
+# bot's own max_call_duration applies if shorter), and how long a socket may go without sending audio.
+BROWSER_CALLS_PER_ACCOUNT = int(env("BROWSER_CALLS_PER_ACCOUNT", "5"))
+BROWSER_CALL_MAX_SECONDS = int(env("BROWSER_CALL_MAX_SECONDS", "600"))
+BROWSER_CALL_IDLE_SECONDS = int(env("BROWSER_CALL_IDLE_SECONDS", "10"))
+
 # Function calls (webhooks): plain http handlers only for local development, and private,
 # loopback and link-local targets refused unless explicitly allowed.
 FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)

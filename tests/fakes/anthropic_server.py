@@ -210,9 +210,6 @@ class FakeAnthropic(StreamLoopbackServer):
             await asyncio.sleep(DISCONNECT_POLL_S)
         return self.disconnects[0] if self.disconnects else None
 
-    # Lifecycle: start(), close() or `async with` in the caller's loop; start_in_thread(), stop() in a
-    # daemon thread of its own (LoopbackServer).
-
     # HTTP.
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:

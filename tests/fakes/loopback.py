@@ -1,12 +1,13 @@
-"""What the vendor fakes share: a server on a free port of 127.0.0.1, `async with`, and a clean close.
+"""What the vendor fakes share: a server on a free port of 127.0.0.1, `async with`, and a clean close; or, for
+sync callers (Django's test client, a server in another process, Playwright), a daemon thread with its own loop:
+`fake = FakeVendor().start_in_thread()` ... `fake.stop()`.
 
     class FakeVendor(LoopbackServer):
         async def _listen(self):  # a started asyncio or websockets server
             return await serve(self._handle, "127.0.0.1", 0)
 
 WebSocket fakes derive from `WebSocketLoopbackServer` (implement `_handle` and `_check_request`); HTTP fakes
-on raw asyncio streams from `StreamLoopbackServer` (implement `_serve_request`). Any of them can also run on a
-loop of its own in a daemon thread, for sync callers such as Django's test client: `start_in_thread()`, `stop()`.
+on raw asyncio streams from `StreamLoopbackServer` (implement `_serve_request`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
-
 
 DISCONNECT_POLL_S = 0.01
 
@@ -37,6 +37,31 @@ class LoopbackServer:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    def start_in_thread(self) -> Self:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=f"fake-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        """Close a fake started with `start_in_thread`, and its thread."""
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        self._loop = self._thread = None
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -52,30 +77,6 @@ class LoopbackServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def start_in_thread(self) -> Self:
-        ready = threading.Event()
-        loop = self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name=f"fake-{type(self).__name__}", daemon=True)
-        self._thread.start()
-        ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-        self._loop = self._thread = None
 
 
 class WebSocketLoopbackServer(LoopbackServer):

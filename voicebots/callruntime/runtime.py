@@ -37,6 +37,7 @@ from voicebots.voice.session import CallSession, SessionOptions
 
 from . import vendors
 from .database import in_call_database_thread
+from .live import LiveFeed, WatchedObserver, WatchedRetriever, WatchedSpeechToText, WatchedTools, WatchedVoice
 from .records import AudioCache, CallRecorder, recorded_audio
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def session_options(bot, *, max_duration_s: float | None = None) -> SessionOptio
 
 class CallRuntime:
     def __init__(self, leg: Leg, call: Call, bot, *, channel: str, taps: Sequence[AudioTap] = (),
-                 max_duration_s: float | None = None) -> None:
+                 max_duration_s: float | None = None, live: LiveFeed | None = None) -> None:
         self.leg = leg
         self.call = call
         # An outbound call's variables fill the {{placeholders}} of the prompt and welcome message.
@@ -143,6 +144,7 @@ class CallRuntime:
         self.channel = channel  # how the model is told it is being reached, e.g. "phone call (inbound)"
         self.taps = list(taps)
         self.max_duration_s = max_duration_s
+        self.live = live
         self.handler: CallHandler | None = None
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
@@ -186,14 +188,20 @@ class CallRuntime:
         send_dtmf = transport.send_dtmf if self.call.direction == Call.Direction.OUTBOUND else None
         control = CallControl(conversation.engine_parts.get("tool_runner"),
                               transfer_destination=bot.transfer_destination, send_dtmf=send_dtmf)
-        engine = BotRuntime(conversation.config, {**conversation.engine_parts, "tool_runner": control},
-                            conversation.llm_provider).engine()
+        parts = {**conversation.engine_parts, "tool_runner": control}
+        stt, tts = vendors.speech_to_text(bot, caller_format), vendors.voice(bot, bot_format)
+        fallback_tts, observer = vendors.fallback_voice(bot, bot_format), CallRecorder(self.call)
+        if (feed := self.live) is not None:  # a watched call reports what passes through its ports
+            parts = {**parts, "tool_runner": WatchedTools(control, feed),
+                     "retriever": WatchedRetriever(parts["retriever"], feed)}
+            stt, tts = WatchedSpeechToText(stt, feed), WatchedVoice(tts, feed)
+            observer = WatchedObserver(observer, feed)
+            fallback_tts = WatchedVoice(fallback_tts, feed) if fallback_tts is not None else None
         return CallSession(
-            config=conversation.config, engine=engine, transport=transport,
-            stt=vendors.speech_to_text(bot, caller_format), tts=vendors.voice(bot, bot_format),
-            fallback_tts=vendors.fallback_voice(bot, bot_format), audio_cache=AudioCache(bot_format),
-            observer=CallRecorder(self.call), control=control,
-            activity=SileroActivity(detector=detector, audio_format=caller_format),
+            config=conversation.config, engine=BotRuntime(conversation.config, parts, conversation.llm_provider).engine(),
+            transport=transport,
+            stt=stt, tts=tts, fallback_tts=fallback_tts, audio_cache=AudioCache(bot_format), observer=observer,
+            control=control, activity=SileroActivity(detector=detector, audio_format=caller_format),
             options=session_options(bot, max_duration_s=self.max_duration_s),
         )
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from voicebots.vendors import registry
-from voicebots.vendors.registry import LLM, STT, TTS, ProviderUnavailable
+from voicebots.vendors.registry import LLM, STT, TTS, ProviderUnavailable, UnknownProvider
 from voicebots.voice.audio import AudioFormat
 
 registry.load_adapters()  # with the call runtime, at start-up
@@ -18,6 +18,18 @@ def problems(bot) -> list[str]:
         except ProviderUnavailable as error:
             found.append(error.message.rstrip("."))
     return list(dict.fromkeys(found))  # Deepgram's key is needed once, whatever it does
+
+
+def missing_keys(bot) -> list[str]:
+    """What a live call with this bot lacks on this server: the settings of its vendors that are not set, and
+    any vendor the server does not know."""
+    found: list[str] = []
+    for kind, name in ((LLM, bot.llm_provider), (STT, bot.stt_provider), (TTS, bot.tts_provider)):
+        try:
+            found.extend(registry.missing_settings(kind, name))
+        except UnknownProvider:
+            found.append(f"the {registry.KIND_TITLES[kind]} provider \"{name}\"")
+    return sorted(set(found))
 
 
 def speech_to_text(bot, audio_format: AudioFormat):

@@ -11,8 +11,6 @@ import asyncio
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from voicebots.accounts.services import account_of_user
-from voicebots.bots.models import Voicebot
 from voicebots.chats.events import EmittingSink
 from voicebots.chats.models import ChatSession
 from voicebots.chats.runtime import ProviderUnavailable, language_model
@@ -20,14 +18,14 @@ from voicebots.chats.services import SessionNotFound, chat_turn
 from voicebots.chats.views import turn_summary
 from voicebots.conversation import LLMError
 
+from .access import bot_for_user
+
 MAX_MESSAGE_CHARS = 8000
 
 
 def _member_bot(user, bot_id):
-    account = account_of_user(user)
-    if account is None:
-        return None, None
-    return account, Voicebot.objects.filter(pk=bot_id, account=account).first()
+    bot = bot_for_user(user, bot_id)
+    return (bot.account, bot) if bot is not None else (None, None)
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
