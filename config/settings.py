@@ -77,8 +77,11 @@ INSTALLED_APPS = [
     "voicebots.campaigns",
     "voicebots.numbers",
     "voicebots.telephony",
+    "voicebots.webhooks",
+    "voicebots.analysis",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.vendors",
 ]
 
 MIDDLEWARE = [
@@ -142,8 +145,15 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
     # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
+    # Sends webhook retries whose time came and deliveries whose sender died.
+    "sweep-webhooks": {"task": "webhooks.sweep", "schedule": 5.0},
+    "prune-webhook-log": {"task": "webhooks.prune", "schedule": 3600.0},
+    # Analyses whose task was lost (broker down at hang-up, worker killed) are queued again.
+    "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue tasks go to unless routed otherwise (tests give their workers a queue of their own).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 CHANNEL_LAYERS = {
@@ -187,6 +197,25 @@ DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
+# Any OpenAI-compatible chat server (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp) for bots whose
+# answer_llm.provider is `openai`. A server on another host than api.openai.com may need no key.
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+OPENAI_MODEL = env("OPENAI_MODEL") or "gpt-4.1-mini"  # for such bots that name no model
+
+# Knowledge embeddings: `minilm` (local, the default) or `openai` (an OpenAI-compatible /v1/embeddings,
+# whose base URL and key default to OPENAI_BASE_URL and OPENAI_API_KEY). Vectors must have 384 dimensions:
+# EMBEDDING_SEND_DIMENSIONS asks the model for them. After a change, `manage.py reembed`.
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER") or "minilm"
+EMBEDDING_THREADS = int(env("EMBEDDING_THREADS") or "2")  # of the local model
+EMBEDDING_MODEL = env("EMBEDDING_MODEL") or "text-embedding-3-small"
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+EMBEDDING_SEND_DIMENSIONS = env_bool("EMBEDDING_SEND_DIMENSIONS", True)
+EMBEDDING_BATCH_SIZE = int(env("EMBEDDING_BATCH_SIZE") or "64")  # texts per request
+EMBEDDING_CONCURRENCY = int(env("EMBEDDING_CONCURRENCY") or "4")  # requests at a time
+EMBEDDING_TIMEOUT_S = float(env("EMBEDDING_TIMEOUT_S") or "10")
+EMBEDDING_MAX_RETRIES = int(env("EMBEDDING_MAX_RETRIES") or "3")
 PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
@@ -194,10 +223,39 @@ PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 
+# Browser calls (the voice playground): how many may run at once per account, the longest one (seconds; the
+# bot's own max_call_duration applies if shorter), and how long a socket may go without sending audio.
+BROWSER_CALLS_PER_ACCOUNT = int(env("BROWSER_CALLS_PER_ACCOUNT", "5"))
+BROWSER_CALL_MAX_SECONDS = int(env("BROWSER_CALL_MAX_SECONDS", "600"))
+BROWSER_CALL_IDLE_SECONDS = int(env("BROWSER_CALL_IDLE_SECONDS", "10"))
+
 # Function calls (webhooks): plain http handlers only for local development, and private,
 # loopback and link-local targets refused unless explicitly allowed.
 FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)
 FUNCTION_ALLOW_PRIVATE_ADDRESSES = env_bool("FUNCTION_ALLOW_PRIVATE_ADDRESSES", False)
+
+# Webhooks to the account's own endpoints (Standard Webhooks signatures). Retries wait these many seconds
+# in turn, then the delivery is failed. Targets are guarded like functions' (defaults: the same settings).
+WEBHOOK_RETRY_DELAYS = [int(delay) for delay in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,7200,21600,86400")]
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", FUNCTION_ALLOW_HTTP)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", FUNCTION_ALLOW_PRIVATE_ADDRESSES)
+# How long a sender holds a delivery it is sending; after that (the sender died) it is sent again.
+WEBHOOK_LEASE_SECONDS = max(float(env("WEBHOOK_LEASE_SECONDS", "60")), WEBHOOK_TIMEOUT_SECONDS + 1)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "10"))
+# Senders running at once across the deployment (each sends up to 64 deliveries at a time on one core).
+WEBHOOK_SENDERS = int(env("WEBHOOK_SENDERS", "1"))
+# After a secret rotation the old secret still signs (a second signature) for this long.
+WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
+# Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).
+WEBHOOK_LOG_RETENTION_DAYS = int(env("WEBHOOK_LOG_RETENTION_DAYS", "30"))
+
+# Post-call analysis: the model (default: the bot's own provider and model), its time limit, and the waits
+# between tries while the model fails (then the analysis is failed).
+ANALYSIS_LLM_PROVIDER = env("ANALYSIS_LLM_PROVIDER")  # unset: each bot's own provider
+ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
+ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
+ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -24,6 +24,7 @@ from tests.test_call_control import PhoneLeg, Step, ToolScriptedLLM, Webhooks
 from tests.test_voice_pipeline import CONFIG, LONG_REPLY, FakeCaller, Recorder, wait_until
 from voicebots.conversation import ConversationEngine
 from voicebots.conversation.history import text_of
+from voicebots.conversation.ports import Message
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.silero_vad import SileroActivity
@@ -206,8 +207,8 @@ async def test_real_words_take_the_turn_and_the_history_keeps_the_words_heard():
         whole = [n for n in numbers if n < reply_words and amounts[n] >= call.voice.spoken[n]]
         assert [call.voice.words[number][0] for number in whole] == heard.split()  # the words heard whole, no more
         assert (answer.caller_text, answer.bot_text) == ("Seven please.", "Seven it is.")
-        assert call.session.history[1] == {"role": "assistant", "content": heard}
-        assert call.session.history[2] == {"role": "user", "content": "Seven please."}
+        assert call.session.history[1] == Message.assistant(heard)
+        assert call.session.history[2] == Message.user("Seven please.")
 
 
 async def test_an_acknowledgement_then_a_question_the_bot_goes_on_then_answers():

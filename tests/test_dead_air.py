@@ -145,9 +145,8 @@ async def test_a_function_that_returns_nothing_gets_the_model_asked_again():
         assert call.recorder.turns[0].bot_text == "Sorry, I found no free table tonight."
         assert incident_details(call, "empty_reply") == ["the model said nothing; asked again"]
         last = llm.requests[2].messages
-        assert any(block.get("type") == "tool_result" for message in last if isinstance(message["content"], list)
-                   for block in message["content"])
-        assert SAY_SOMETHING_NOTE in str(last[-1]["content"])
+        assert any(message.tool_results for message in last)
+        assert SAY_SOMETHING_NOTE in last[-1].text
         assert longest_silence(call.transport, asked_at) <= MOST_SILENCE_S
 
 
@@ -192,7 +191,7 @@ async def test_a_stream_stalling_after_a_function_is_asked_again_with_its_result
         assert call.recorder.turns[0].bot_text.endswith("Booked for seven.")
         assert len(functions.calls) == 1
         retry = llm.requests[2].messages
-        assert "booking 42 confirmed" in str(retry) and CONTINUE_NOTE in str(retry[-1]["content"])
+        assert "booking 42 confirmed" in str(retry) and CONTINUE_NOTE in retry[-1].text
         assert longest_silence(call.transport, asked_at) <= MOST_SILENCE_S
 
 

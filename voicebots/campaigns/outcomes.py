@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from voicebots.calls.models import Call
+from voicebots.webhooks import events as webhook_events
 
 from .models import Attempt, Campaign, Contact
 
@@ -27,6 +28,8 @@ def apply_outcome(contact: Contact, campaign: Campaign, call: Call, now: datetim
     else:
         contact.state = Contact.State.FAILED
     contact.updated_at = now
+    if contact.state not in Contact.REMAINING:
+        webhook_events.contact_finished(campaign, contact, call)
 
 
 def settle(call: Call, now: datetime, error: str = "") -> Campaign | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from voicebots.conversation.history import append_user_text, opening_history, with_interrupted_turn
-from voicebots.conversation.ports import Message, ToolCallRecord, TurnResult
+from voicebots.conversation.ports import REFUSAL, Message, ToolCallRecord, TurnResult
 
 
 def history_after_greeting(heard: str) -> list[Message]:
@@ -26,16 +26,16 @@ def history_after_reply(prior: Sequence[Message], caller_text: str, spoken: str,
                                             heard[before_tools:].strip())
         return with_interrupted_turn(prior, caller_text, heard.strip())
     history = list(result.history)
-    if heard == spoken or result.stop_reason == "refusal" or not history:
+    if heard == spoken or result.stop_reason == REFUSAL or not history:
         return history
     last = history[-1]
-    if last["role"] != "assistant" or not isinstance(last["content"], str):
+    if last.role != "assistant" or last.tool_calls:
         return history
     # The final message is the end of the spoken text; earlier rounds (before tool calls) come first.
-    start = len(spoken.rstrip()) - len(last["content"])
+    start = len(spoken.rstrip()) - len(last.text)
     heard_part = heard[start:].strip() if len(heard) > start else ""
     if heard_part:
-        history[-1] = {"role": "assistant", "content": heard_part}
+        history[-1] = Message.assistant(heard_part)
     else:
         history.pop()
     return history
@@ -47,13 +47,8 @@ def history_with_tool_rounds(prior: Sequence[Message], caller_text: str, said_be
     their results (in one round), and what it said after them."""
     messages = list(prior)
     append_user_text(messages, caller_text)
-    uses = [{"type": "tool_use", "id": record.call.id, "name": record.call.name, "input": record.call.input}
-            for record in tool_calls]
-    text = [{"type": "text", "text": said_before}] if said_before else []
-    messages.append({"role": "assistant", "content": text + uses})
-    messages.append({"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": record.call.id, "content": record.result.content or "(empty)",
-         **({"is_error": True} if record.result.is_error else {})} for record in tool_calls]})
+    messages.append(Message.assistant(said_before, tool_calls=[record.call for record in tool_calls]))
+    messages.append(Message.user(tool_results=[record.result for record in tool_calls]))
     if said_after:
-        messages.append({"role": "assistant", "content": said_after})
+        messages.append(Message.assistant(said_after))
     return messages
