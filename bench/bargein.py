@@ -3,6 +3,7 @@ from the right word after an acknowledgement ("okay", "uh-huh") or a noise, and 
 line ever stops it.
 
     .venv/bin/python -m bench.bargein [--quick] [--interim-delays 100,300,500] [--trials 50] [--no-timestamps]
+                                      [--min-speech-ms 60]
 
 Set-up as in bench.calls: Daphne serving the real ASGI app (a separate process) on the benchmark database, the
 vendor fakes of tests/fakes on 127.0.0.1 in another process (the real Deepgram, Anthropic and Cartesia SDK code
@@ -582,13 +583,16 @@ class ListeningCaller(LineCaller):
 # --- The benchmark ----------------------------------------------------------------------------------
 
 
-def make_bot(name: str = "barge-in", welcome: str | None = None):
-    """A bot with the product's default barge-in settings (interruptions on, one word, default backchannels),
-    in an account of its own that bench.calls does not clean up under a running benchmark."""
+def make_bot(name: str = "barge-in", welcome: str | None = None, min_speech_ms: int | None = None):
+    """A bot with the product's default barge-in settings (interruptions on, one word, default backchannels,
+    unless `min_speech_ms` says how much speech stops it), in an account of its own that bench.calls does not
+    clean up under a running benchmark."""
     bot = make_calls_bot(name, account_name=ACCOUNT_NAME)
     if welcome is not None:
         bot.welcome_message = welcome
-        bot.save(update_fields=["welcome_message"])
+    if min_speech_ms is not None:
+        bot.interruption_min_speech_ms = min_speech_ms
+    bot.save()
     return bot
 
 
@@ -704,6 +708,8 @@ def main(argv=None) -> dict:
                         help="ms into the caller's speech of the STT fake's first interim result (default 100,300,500)")
     parser.add_argument("--trials", type=int, default=None, help="echo and noise trials each (default 50; 10 quick)")
     parser.add_argument("--no-timestamps", action="store_true", help="the voice reports no word timestamps")
+    parser.add_argument("--min-speech-ms", type=int, default=None,
+                        help="the bots' interruption_min_speech_ms (default: the product's default)")
     parser.add_argument("--serve-vendors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     delays = [int(value) for value in args.interim_delays.split(",") if value.strip()]
@@ -722,7 +728,9 @@ def main(argv=None) -> dict:
     from voicebots.accounts.models import Account
 
     Account.objects.filter(name=ACCOUNT_NAME).delete()  # a previous run's
-    bot, reader = make_bot(), make_bot("barge-in greeting", LONG_GREETING)
+    bot = make_bot(min_speech_ms=args.min_speech_ms)
+    reader = make_bot("barge-in greeting", LONG_GREETING, min_speech_ms=args.min_speech_ms)
+    print(f"  the caller's speech that stops the bot: {bot.interruption_min_speech_ms} ms", flush=True)
     vendors = ScriptedVendors(delays[0], timestamps)
     figures: dict = {"timestamps": timestamps, "by_interim_delay": []}
     try:
