@@ -550,11 +550,11 @@ class ListeningCaller(LineCaller):
     `delay_s` late, and/or steady noise of `noise_rms` with a 50 Hz hum."""
 
     def __init__(self, socket_url: str, *, call_id: str, echo_db: float | None, noise_rms: float,
-                 listen_s: float, seed: int) -> None:
+                 talk_s: float, seed: int) -> None:
         super().__init__(socket_url, call_id=call_id)
         self.gain = None if echo_db is None else 10 ** (echo_db / 20)
         self.noise_rms = noise_rms
-        self.listen_s = listen_s
+        self.talk_s = talk_s  # how long to listen to the bot talking
         self.rng = np.random.default_rng(seed)
         self.playback = None
         self.bot_talked_s = 0.0
@@ -572,9 +572,13 @@ class ListeningCaller(LineCaller):
         return pcm16_to_mulaw(frame)
 
     async def _converse(self, playback, result, clock, line) -> None:
-        while clock() < self.listen_s:
-            if playback.ends_at > clock():
-                self.bot_talked_s += FRAME_S
+        give_up_at = self.talk_s + 15.0  # the greeting is longer than any trial needs
+        last = clock()
+        while self.bot_talked_s < self.talk_s and last < give_up_at:
+            now = clock()
+            if playback.ends_at > now:  # the bot was audible since the last look
+                self.bot_talked_s += now - last
+            last = now
             if line.done():
                 raise CallEnded
             await asyncio.sleep(FRAME_S)
@@ -616,14 +620,14 @@ def run_calls(server: Server, vendors: ScriptedVendors, bot, question: Clip, cal
 def run_listeners(server: Server, bot, trials: int, *, echo_db: float | None, noise_rms: float) -> dict:
     """`trials` of 3 s of the bot talking, over callers' lines carrying its echo or line noise; the stops."""
     callers_count = max(1, min(5, -(-trials // 8)))
-    listen_s = TRIAL_S * -(-trials // callers_count) + 1.0
+    talk_s = TRIAL_S * -(-trials // callers_count)
 
     async def all_calls() -> list[ListeningCaller]:
         callers = []
         for seed in range(callers_count):
             call_uuid, url = await asyncio.to_thread(answered, server, bot)
             callers.append(ListeningCaller(url, call_id=call_uuid, echo_db=echo_db, noise_rms=noise_rms,
-                                           listen_s=listen_s, seed=seed))
+                                           talk_s=talk_s, seed=seed))
         await asyncio.gather(*(caller.run() for caller in callers))
         return callers
 
