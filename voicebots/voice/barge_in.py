@@ -175,5 +175,5 @@ class BargeIn:
         if self.paused is not pause:  # the caller took the turn meanwhile
             return
         self.paused = None
-        await self._playout.resume(pause.turn, point)
-        await self._on_resumed(pause, after, time.monotonic() - pause.heard_at)
+        self._spawn(self._on_resumed(pause, after, time.monotonic() - pause.heard_at))
+        await self._playout.resume(pause.turn, point)  # (paced: it returns once the rest of the turn is sent)

@@ -9,7 +9,7 @@ turn's audio up to the byte playing now, which places a barge-in inside a segmen
 Each turn's audio is kept as it came from the voice (`TurnAudio`), so that a turn can be held (the caller
 started to speak: the transport's buffer is cleared and nothing more is sent) and later resumed from any byte,
 with no new synthesis: typically from the first word the caller did not hear. A stopped turn (the caller took
-the turn) drops whatever it still tries to send.
+the turn) drops whatever it still tries to send. Audio goes out at most `MAX_AHEAD_S` ahead of playback.
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ LEVEL_MEMORY_S = 2.0  # how far back the level of the bot's own voice is kept, f
 # may still be playing, so a hold clears it too.
 CLEAR_SLACK_S = 0.3
 FRAMES_PER_YIELD = 5  # as many as one message of the transport carries
+# Audio is sent ahead of playback by at most this much (a long reply, a resume): the transport's queue stays
+# bounded, and what the caller never hears (they interrupt) is mostly never sent.
+MAX_AHEAD_S = 10.0
 
 
 def checkpoint_name(turn: int, segment: int, resumed: int = 0) -> str:
@@ -164,6 +167,9 @@ class Playout:
     async def _send_up_to(self, kept: TurnAudio, limit: int, *, pad: bool) -> int:
         sent, frame_bytes = 0, self._format.frame_bytes
         while kept.sent < limit and not (kept.held or kept.stopped):
+            if (ahead := self._play_end - self._clock()) > MAX_AHEAD_S:
+                await asyncio.sleep(ahead - MAX_AHEAD_S + 1.0)  # a second's worth at a time
+                continue
             end = min(kept.sent + frame_bytes, limit)
             if end - kept.sent < frame_bytes and not pad:
                 break

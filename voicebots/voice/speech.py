@@ -131,6 +131,7 @@ class SpokenReply:
                 if self._pushed > self.spoken:  # the feeder may have pushed before this started
                     deadline.reschedule(loop.time() + self._response_timeout_s)
                 async for event in speech.events():
+                    deadline.reschedule(None)  # the voice answered: sending its audio (paced) is not its delay
                     if isinstance(event, SpeechAudio):
                         await self._play(event.audio)
                     elif isinstance(event, SegmentDone) and self.spoken < len(self.segments):

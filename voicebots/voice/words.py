@@ -2,8 +2,9 @@
 
 A voice that reports word timestamps (Cartesia) says exactly where each word starts and ends. Otherwise the
 words are placed by their share of the segment's characters over the stretch of audio that carries sound,
-and each boundary between two words is then moved to the quietest 10 ms near it (the short gap a voice leaves
-between most words), so a resumed reply starts cleanly on a word rather than in the middle of one.
+and each boundary between two words is then moved to the quietest stretch near it (the short pause a voice leaves
+between most words): the earlier word ends where that pause begins, and the next one starts there, so a resumed
+reply starts cleanly before a word rather than in the middle of one.
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def estimated_words(text: str, audio: bytes, audio_format: AudioFormat = MULAW_8
     """Word spans of a segment without timestamps: by character share, boundaries snapped to quiet windows.
     Offsets are bytes of `audio` (in `audio_format`)."""
     spans = _estimated_samples(text, audio_format.to_pcm16(audio), audio_format.sample_rate * WINDOW_MS // 1000)
-    return [WordSpan(span.char, span.start * audio_format.sample_bytes) for span in spans]
+    size = audio_format.sample_bytes
+    return [WordSpan(span.char, span.start * size, None if span.end is None else span.end * size) for span in spans]
 
 
 def _estimated_samples(text: str, samples: np.ndarray, window: int) -> list[WordSpan]:
@@ -63,21 +65,30 @@ def _estimated_samples(text: str, samples: np.ndarray, window: int) -> list[Word
     first = starts[0]
     span = max(len(text.rstrip()) - first, 1)
     guesses = [sound_start + (sound_end - sound_start) * (char - first) / span for char in starts]
-    placed = [sound_start]
+    # A pause between words lasts longer than the closure of a stop consonant inside one: judge each window with
+    # its neighbours, so that only a stretch of quiet wins.
+    smoothed = np.convolve(levels, np.ones(3) / 3, mode="same")
+    words = [WordSpan(starts[0], sound_start)]
     for index in range(1, len(guesses)):
         shorter = min(guesses[index] - guesses[index - 1],
                       (guesses[index + 1] if index + 1 < len(guesses) else sound_end) - guesses[index])
         reach = shorter * SNAP_SHARE
-        low = max(int((guesses[index] - reach) // window), placed[-1] // window + 1)
+        low = max(int((guesses[index] - reach) // window), words[-1].start // window + 1)
         high = min(int((guesses[index] + reach) // window), len(levels) - 1)
         if low > high:
-            placed.append(max(round(guesses[index]), placed[-1]))
+            at = max(round(guesses[index]), words[-1].start)
+            words[-1] = WordSpan(words[-1].char, words[-1].start, at)
+            words.append(WordSpan(starts[index], at))
             continue
-        windows = levels[low:high + 1]
-        quietest = np.flatnonzero(windows == windows.min())
-        nearest = quietest[np.argmin(np.abs((low + quietest) * window - guesses[index]))]
-        placed.append((low + int(nearest)) * window)
-    return [WordSpan(char, start) for char, start in zip(starts, placed)]
+        scores = smoothed[low:high + 1]
+        quietest = np.flatnonzero(scores <= scores.min() + 1e-9)
+        chosen = low + int(quietest[np.argmin(np.abs((low + quietest) * window - guesses[index]))])
+        quiet_from = chosen  # the pause starts where the previous word's sound ends
+        while quiet_from > low and levels[quiet_from - 1] <= levels[chosen] + levels.max() * SOUND_SHARE / 4:
+            quiet_from -= 1
+        words[-1] = WordSpan(words[-1].char, words[-1].start, quiet_from * window)
+        words.append(WordSpan(starts[index], quiet_from * window))
+    return words
 
 
 def first_unheard(words: list[WordSpan], cut: int, length: int) -> tuple[int, int] | None:
