@@ -653,7 +653,8 @@ def summarize(outcomes: list[Outcome], interim_ms: int) -> dict:
                 "resumed_word_kept": len(kept), "ok": len(group) - len(stops) + len(kept),
                 "gap_p50_ms": rounded(percentile(gaps, 0.5)), "gap_p95_ms": rounded(percentile(gaps, 0.95)),
                 "gap_max_ms": rounded(max(gaps, default=None)),
-                "not_ok": [f"{o.clip.label}: {o.stop.describe()}" for o in stops if not o.stop.word_kept()]}
+                "not_ok": [f"{o.clip.label}: stopped after {o.reaction_ms:.0f} ms, {o.stop.describe()}"
+                           for o in stops if not o.stop.word_kept()]}
 
     acknowledged = listened(acknowledgements)
     return {

@@ -18,6 +18,7 @@ from .audio import MULAW_8K, AudioFormat
 WINDOW_MS = 10  # fine enough to find the gap between two words
 SOUND_SHARE = 0.1  # a window this fraction of the segment's loudest carries sound (its speech, not the silence)
 SNAP_SHARE = 0.4  # a boundary may move by this share of the shorter of its two words
+PAUSE_MS = 40  # quiet this long, judged with its neighbours, is a pause between words (a stop's closure is shorter)
 _WORD = re.compile(r"\S+")
 
 
@@ -62,12 +63,17 @@ def _estimated_samples(text: str, samples: np.ndarray, window: int) -> list[Word
         return [WordSpan(char, round(len(samples) * char / max(len(text), 1))) for char in starts]
     loud = np.flatnonzero(levels >= levels.max() * SOUND_SHARE)
     sound_start, sound_end = int(loud[0]) * window, (int(loud[-1]) + 1) * window
-    first = starts[0]
-    span = max(len(text.rstrip()) - first, 1)
-    guesses = [sound_start + (sound_end - sound_start) * (char - first) / span for char in starts]
     # A pause between words lasts longer than the closure of a stop consonant inside one: judge each window with
     # its neighbours, so that only a stretch of quiet wins.
     smoothed = np.convolve(levels, np.ones(3) / 3, mode="same")
+    pauses = _pauses(levels, smoothed, int(loud[0]), int(loud[-1]))
+    if len(pauses) == len(starts) - 1:  # a pause before every word but the first: they are the boundaries
+        bounds = [sound_start] + [at * window for at in pauses]
+        return [WordSpan(char, start, bounds[index + 1] if index + 1 < len(bounds) else None)
+                for index, (char, start) in enumerate(zip(starts, bounds))]
+    first = starts[0]
+    span = max(len(text.rstrip()) - first, 1)
+    guesses = [sound_start + (sound_end - sound_start) * (char - first) / span for char in starts]
     words = [WordSpan(starts[0], sound_start)]
     for index in range(1, len(guesses)):
         shorter = min(guesses[index] - guesses[index - 1],
@@ -89,6 +95,25 @@ def _estimated_samples(text: str, samples: np.ndarray, window: int) -> list[Word
         words[-1] = WordSpan(words[-1].char, words[-1].start, quiet_from * window)
         words.append(WordSpan(starts[index], quiet_from * window))
     return words
+
+
+def _pauses(levels: np.ndarray, smoothed: np.ndarray, first: int, last: int) -> list[int]:
+    """Windows where a pause of at least `PAUSE_MS` between `first` and `last` begins."""
+    threshold = levels.max() * SOUND_SHARE / 4
+    quiet = smoothed <= threshold
+    needed = PAUSE_MS // WINDOW_MS
+    pauses, run = [], 0
+    for index in range(first, last + 1):
+        if quiet[index]:
+            run += 1
+            if run == needed:
+                start = index - needed + 1
+                while start > first and levels[start - 1] <= threshold:  # where the sound itself stops
+                    start -= 1
+                pauses.append(start)
+        else:
+            run = 0
+    return pauses
 
 
 def first_unheard(words: list[WordSpan], cut: int, length: int) -> tuple[int, int] | None:
