@@ -2,6 +2,9 @@
 first word the caller did not hear, and where the words of a segment lie in its audio."""
 from __future__ import annotations
 
+import asyncio
+import time
+
 import numpy as np
 from pytest import approx
 
@@ -198,3 +201,19 @@ async def test_browser_audio_is_held_and_resumed_on_whole_samples():
     before = len(line.audio())
     await playout.resume(7, point)
     assert line.audio()[before:].startswith(audio[point.byte:point.byte + 640])
+
+
+async def test_audio_goes_out_at_most_ten_seconds_ahead_and_a_hold_ends_the_wait_for_more():
+    clock, line = Clock(), Line()
+    playout = Playout(line, clock)
+    twelve_seconds = numbered(600)
+    playing = asyncio.create_task(playout.play(8, twelve_seconds))
+    await asyncio.sleep(0.05)
+    assert not playing.done() and len(line.audio()) == 501 * FRAME_BYTES  # 10 s ahead, and the frame past it
+    started = time.monotonic()
+    clock.now = 100.5
+    await playout.hold(8)
+    await asyncio.wait_for(playing, 0.5)  # the paced send stops waiting at once
+    assert time.monotonic() - started < 0.2
+    await playout.end_segment(8, 0, "Twelve seconds of words.")  # the voice's end of segment is not held up
+    assert playout.audio_of(8).segments[0].end == len(twelve_seconds)

@@ -76,6 +76,7 @@ class TurnAudio:
     held: bool = False
     stopped: bool = False
     resuming: bool = False  # a resume is sending the kept audio: new audio waits behind it
+    woken: asyncio.Event = field(default_factory=asyncio.Event)  # held or stopped: a paced send stops waiting
     resumed: int = 0  # times it was resumed after a hold (names its new checkpoints)
     heard_char: int = 0  # of the turn's text, what was heard when it was held or stopped mid-segment
 
@@ -168,7 +169,11 @@ class Playout:
         sent, frame_bytes = 0, self._format.frame_bytes
         while kept.sent < limit and not (kept.held or kept.stopped):
             if (ahead := self._play_end - self._clock()) > MAX_AHEAD_S:
-                await asyncio.sleep(ahead - MAX_AHEAD_S + 1.0)  # a second's worth at a time
+                kept.woken.clear()
+                try:  # a second's worth at a time; a hold ends the wait (the voice's audio must keep coming)
+                    await asyncio.wait_for(kept.woken.wait(), ahead - MAX_AHEAD_S + 1.0)
+                except TimeoutError:
+                    pass
                 continue
             end = min(kept.sent + frame_bytes, limit)
             if end - kept.sent < frame_bytes and not pad:
@@ -257,6 +262,7 @@ class Playout:
         now = self._clock()
         cut = kept.position(now - self._playback_lag_s)
         kept.held = True
+        kept.woken.set()
         await self._silence(now, always=False)
         return cut
 
@@ -267,6 +273,7 @@ class Playout:
         now = self._clock()
         cut = kept.position(now - self._playback_lag_s)
         was_held, kept.stopped = kept.held, True
+        kept.woken.set()
         self._acked.set()  # nothing more of it will be acknowledged: whoever waits for it is done
         await self._silence(now, always=not was_held)  # a held turn was cleared already
         return cut
