@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RecordingsConfig(AppConfig):
+    name = "voicebots.recordings"
+    default_auto_field = "django.db.models.BigAutoField"
