@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "voicebots.telephony",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.recordings",
+    "voicebots.console",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +144,11 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
     # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
+    # Recordings past their account's retention leave storage; recordings of a process that died are finished.
+    "delete-expired-recordings": {"task": "recordings.delete_expired", "schedule": 3600.0},
+    "sweep-recordings": {"task": "recordings.sweep", "schedule": 300.0},
+    # The console's overview reads hourly call statistics, brought up to date every minute.
+    "refresh-call-stats": {"task": "console.refresh_stats", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -167,6 +174,37 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or embedded.DEV_DIR / "media")
+
+# Call recordings: on local disk under MEDIA_ROOT by default, or in an S3-compatible bucket with
+# RECORDINGS_STORAGE=s3 (django-storages). A bucket's recordings are written to RECORDINGS_SPOOL_DIR on the
+# web machine during the call and copied to the bucket when it ends.
+RECORDINGS_STORAGE = env("RECORDINGS_STORAGE", "local").lower()
+RECORDINGS_SPOOL_DIR = Path(env("RECORDINGS_SPOOL_DIR") or embedded.DEV_DIR / "recordings-spool")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "recordings": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+}
+if RECORDINGS_STORAGE == "s3":
+    from botocore.config import Config as _S3ClientConfig
+
+    STORAGES["recordings"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env("RECORDINGS_S3_BUCKET"),
+        "endpoint_url": env("RECORDINGS_S3_ENDPOINT_URL") or None,  # any S3-compatible service; unset: AWS
+        "region_name": env("RECORDINGS_S3_REGION") or None,
+        "access_key": env("RECORDINGS_S3_ACCESS_KEY_ID") or None,  # unset: the machine's own AWS credentials
+        "secret_key": env("RECORDINGS_S3_SECRET_ACCESS_KEY") or None,
+        "location": env("RECORDINGS_S3_PREFIX"),
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": True,
+        # Outgoing requests have timeouts; "path" addressing suits MinIO and most S3-compatible services.
+        "client_config": _S3ClientConfig(
+            connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": env("RECORDINGS_S3_ADDRESSING_STYLE", "auto")}),
+    }}
+elif RECORDINGS_STORAGE != "local":
+    raise ValueError(f"RECORDINGS_STORAGE must be 'local' or 's3', not {RECORDINGS_STORAGE!r}.")
 
 # Secrets at rest (Plivo tokens, webhook secrets, stream tokens) are Fernet-encrypted.
 # FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest first (older ones still decrypt).

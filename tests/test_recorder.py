@@ -147,7 +147,9 @@ async def test_a_process_that_dies_mid_call_leaves_a_playable_file_the_repair_co
 
 async def test_a_full_disk_stops_the_recording_and_says_why(tmp_path):
     clock = Clock()
-    recorder = StereoRecorder("/dev/full", clock=clock)
+    full_disk = tmp_path / "full.wav"
+    full_disk.symlink_to("/dev/full")  # every write fails with ENOSPC
+    recorder = StereoRecorder(full_disk, clock=clock)
     feed_caller(recorder, clock, tone(3000))
     result = await recorder.close()
     assert result.error and "No space left on device" in result.error

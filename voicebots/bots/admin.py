@@ -22,7 +22,7 @@ class VoicebotAdmin(AccountScopedAdmin):
         ("Voice and model", {"fields": ["llm_provider", "llm_model", "tts_provider", "tts_voice",
                                         "stt_provider", "stt_language"]}),
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration", "transfer_destination",
-                                       "interruptions_enabled"]}),
+                                       "interruptions_enabled", "record_calls"]}),
         ("Functions and knowledge", {"fields": ["functions", "knowledgebases"]}),
         ("Plivo", {"fields": ["inbound_call_url", "websocket_url"]}),
         (None, {"fields": ["created_at", "updated_at"]}),

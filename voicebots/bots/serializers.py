@@ -95,6 +95,7 @@ class VoicebotSerializer(StrictModelSerializer):
                                                  validators=[validate_transfer_destination])
     interruptions_enabled = serializers.BooleanField(required=False)
     interruption_min_words = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    record_calls = serializers.BooleanField(required=False)
     backchannel_words = BackchannelWordsField()
     knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
     function_ids = OwnedIdsField(Function, "Function", source="functions")
@@ -106,8 +107,8 @@ class VoicebotSerializer(StrictModelSerializer):
         fields = [
             "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
             "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
-            "backchannel_words", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
-            "created_at", "updated_at",
+            "backchannel_words", "record_calls", "knowledgebase_ids", "function_ids", "websocket_url",
+            "inbound_call_url", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
         extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}

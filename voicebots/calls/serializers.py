@@ -1,3 +1,4 @@
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -29,13 +30,22 @@ class CallSerializer(serializers.ModelSerializer):
     # Plivo's names for the numbers.
     to = serializers.CharField(source="to_number", read_only=True)
     from_ = serializers.CharField(source="from_number", read_only=True)
+    recording_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Call
         fields = ["id", "voicebot_id", "direction", "status", "call_uuid", "request_uuid", "from_", "to", "variables",
-                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "created_at",
-                  "updated_at"]
+                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "recording_url",
+                  "created_at", "updated_at"]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_recording_url(self, call) -> str | None:
+        """The call's WAV (GET Call/{id}/recording), once there is one to play."""
+        recording = getattr(call, "recording", None)
+        if recording is None or not recording.playable:
+            return None
+        return f"{settings.PUBLIC_BASE_URL}/v1/Account/{call.account.auth_id}/Call/{call.id}/recording"
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

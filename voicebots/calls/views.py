@@ -21,7 +21,7 @@ class CallViewSet(AccountResourceViewSet):
     label = "Call"
 
     def get_queryset(self):
-        calls = super().get_queryset()
+        calls = super().get_queryset().select_related("account", "recording")
         bot = self.request.query_params.get("voicebot_id")
         return calls.filter(voicebot_id=bot) if bot else calls
 

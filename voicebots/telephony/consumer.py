@@ -24,6 +24,7 @@ from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
+from voicebots.recordings.live import NO_RECORDING, start_recording
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.control import CallControl
 from voicebots.voice.session import CallSession, SessionOptions
@@ -56,6 +57,7 @@ class PlivoTransport:
         self.outbox: deque[bytes | str] = deque()  # audio frames, and other messages already as JSON
         self.ready = asyncio.Event()
         self.dropped = 0
+        self.recording = NO_RECORDING
 
     def _put(self, item: bytes | str) -> None:
         if len(self.outbox) >= SEND_QUEUE_FRAMES:
@@ -68,12 +70,14 @@ class PlivoTransport:
 
     async def send_audio(self, frame: bytes) -> None:
         self._put(frame)
+        self.recording.bot_frame(frame)
 
     async def checkpoint(self, name: str) -> None:
         self._put(json.dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name}))
 
     async def clear(self) -> None:
         self.outbox.clear()  # what we have not sent yet need not be cleared by Plivo
+        self.recording.bot_cleared()
         self._put(json.dumps({"event": "clearAudio", "streamId": self.stream_id}))
 
     async def send_dtmf(self, digits: str) -> None:
@@ -198,6 +202,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             return self._skip("media without a valid payload")
         if (media.get("track") or "inbound") == "inbound" and audio:
             self.handler.feed_audio(audio)
+            self.transport.recording.caller_audio(audio)
 
     async def _on_start(self, frame: dict) -> None:
         if self.handler is not None:
@@ -216,6 +221,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         # An outbound call's variables fill the {{placeholders}} of the prompt and welcome message.
         self.bot = personalized(self.access.bot, call.variables)
         self.transport.stream_id = stream_id
+        self.transport.recording = await start_recording(call, self.bot)
         if "mulaw" not in str(encoding):
             await self._record("unsupported_audio", encoding=str(encoding))
         runtime = await in_call_database_thread(self._load_runtime)(call)
@@ -281,6 +287,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         if handler is not None:
             await handler.stop()
         self.pump.cancel()
+        await self.transport.recording.close()
         call = getattr(self, "call", None)
         if call is not None:
             history = getattr(handler, "history", None)
