@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="api-redoc"),
+    path("console/", include("voicebots.console.urls")),
     path("plivo/transfer/<uuid:call_id>/", transfer_xml, name="plivo-transfer"),
     path("", include("voicebots.web.urls")),
     path("", include("voicebots.api.urls")),
