@@ -67,19 +67,28 @@ def tone(seconds: float, hz: float = 440.0) -> bytes:
     return pcm16_to_mulaw(8000 * np.sin(2 * np.pi * hz * t))
 
 
-def recorded_call(account, *, seconds: float = 3.0, started_days_ago: float = 0) -> Call:
-    """A finished call with a ready recording: the caller's tone for `seconds`, the bot's for the first half."""
+def recorded_call(account, *, seconds: float = 3.0, started_days_ago: float = 0,
+                  caller_spans=None, bot_spans=None) -> Call:
+    """A finished call with a ready recording made by the recorder on a virtual clock. By default the caller's
+    tone fills the call and the bot's its first half; `caller_spans`/`bot_spans` give (start s, end s) of sound."""
     bot = Voicebot.objects.create(account=account, name="Recorded")
     call = Call.objects.create(account=account, voicebot=bot, status=Call.Status.COMPLETED, duration_seconds=3)
     recording = services.begin(call, bot)
     clock = [1000.0]
     recorder = StereoRecorder(services.local_file(recording), clock=lambda: clock[0])
-    for offset in range(0, len(tone(seconds / 2, 300)), 160):
-        recorder.bot_frame(tone(seconds / 2, 300)[offset:offset + 160])
-    caller = tone(seconds)
+    caller_spans = caller_spans or [(0.0, seconds)]
+    bot_spans = list(bot_spans or [(0.0, seconds / 2)])
+    caller = bytearray(b"\xff" * int(8000 * seconds))
+    for start, end in caller_spans:
+        caller[int(8000 * start):int(8000 * end)] = tone(end - start)
     for offset in range(0, len(caller), 160):
+        while bot_spans and bot_spans[0][0] * 8000 <= offset:
+            start, end = bot_spans.pop(0)
+            speech = tone(end - start, 300)
+            for frame in range(0, len(speech), 160):  # sent at once, played at real time
+                recorder.bot_frame(speech[frame:frame + 160])
         clock[0] += 0.02
-        recorder.caller_audio(caller[offset:offset + 160])
+        recorder.caller_audio(bytes(caller[offset:offset + 160]))
     services.finished(recording, asyncio.run(recorder.close()))
     if started_days_ago:
         Recording.objects.filter(pk=recording.pk).update(started_at=timezone.now() - timedelta(days=started_days_ago))

@@ -19,6 +19,7 @@ class TurnView:
     latency_ms: float | None
     stages: list[tuple[str, float, float]] = field(default_factory=list)  # (stage, ms, percent of the latency)
     slowest: bool = False
+    width_pct: float = 0.0  # the latency bar's length against the call's slowest reply
 
 
 @dataclass
@@ -71,6 +72,9 @@ def lay_out(call, recording, peaks: bytes | None) -> tuple[list[TurnView], list[
         turns.append(view)
     replies = [view for view in turns if view.latency_ms]
     if replies:
-        max(replies, key=lambda view: view.latency_ms).slowest = True
+        slowest = max(replies, key=lambda view: view.latency_ms)
+        slowest.slowest = True
+        for view in replies:
+            view.width_pct = round(100 * view.latency_ms / slowest.latency_ms, 1)
     events = [EventView(event, _offset(event.created_at, origin)) for event in call.events.all()]
     return turns, events
