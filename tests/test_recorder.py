@@ -54,7 +54,7 @@ async def test_caller_and_bot_land_on_their_channels_in_time(tmp_path):
     recorder = StereoRecorder(tmp_path / "a" / "call.wav", clock=clock)
     feed_caller(recorder, clock, tone(1000))  # 0-1 s the caller speaks
     for frame in frames(tone(2000, 300)):  # at 1 s the bot's 2 s reply is sent at once: it plays 1-3 s
-        recorder.bot_frame(frame)
+        recorder.bot_audio(frame)
     feed_caller(recorder, clock, b"\xff" * 8000 * 3)  # silence from the caller, 1-4 s
     result = await recorder.close()
 
@@ -69,9 +69,9 @@ async def test_a_barge_in_cuts_the_bot_channel_where_the_caller_stopped_hearing(
     clock = Clock()
     recorder = StereoRecorder(tmp_path / "call.wav", clock=clock)
     for frame in frames(tone(5000, 300)):  # a 5 s reply, sent at once
-        recorder.bot_frame(frame)
+        recorder.bot_audio(frame)
     feed_caller(recorder, clock, b"\xff" * 8000 * 2)
-    recorder.bot_cleared()  # at 2 s the caller interrupts
+    recorder.cleared()  # at 2 s the caller interrupts
     feed_caller(recorder, clock, tone(1000) + b"\xff" * 8000 * 3)
     result = await recorder.close()
 
@@ -86,13 +86,13 @@ async def test_bot_audio_sent_in_pieces_plays_back_to_back_then_after_a_pause_wh
     clock = Clock()
     recorder = StereoRecorder(tmp_path / "call.wav", clock=clock)
     for frame in frames(tone(400, 300)):
-        recorder.bot_frame(frame)  # 0-0.4 s
+        recorder.bot_audio(frame)  # 0-0.4 s
     clock.now += 0.2
     for frame in frames(tone(400, 300)):
-        recorder.bot_frame(frame)  # queued behind the first: 0.4-0.8 s
+        recorder.bot_audio(frame)  # queued behind the first: 0.4-0.8 s
     clock.now += 1.8  # 2.0 s: nothing is playing any more
     for frame in frames(tone(400, 300)):
-        recorder.bot_frame(frame)  # 2.0-2.4 s
+        recorder.bot_audio(frame)  # 2.0-2.4 s
     result = await recorder.close(at=clock.now + 1.0)
 
     _, bot = read(result.path)
@@ -119,7 +119,7 @@ async def test_audio_queued_for_the_bot_when_the_call_ends_was_never_heard(tmp_p
     clock = Clock()
     recorder = StereoRecorder(tmp_path / "call.wav", clock=clock)
     for frame in frames(tone(10_000, 300)):
-        recorder.bot_frame(frame)
+        recorder.bot_audio(frame)
     feed_caller(recorder, clock, b"\xff" * 8000)
     result = await recorder.close()
     assert abs(result.duration_s - 1.0) < 0.05

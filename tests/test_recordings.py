@@ -21,13 +21,14 @@ from config.asgi import application
 from tests.fakes.anthropic_server import Text, Turn
 from tests.fakes.deepgram_server import silence, speech
 from tests.fakes.s3_server import FakeS3
-from tests.test_phone_calls import PlivoPeer, _close_consumer_connections, vendors  # noqa: F401 (fixtures)
+from tests.test_phone_calls import EVENTS, PlivoPeer, _close_consumer_connections, vendors  # noqa: F401 (fixtures)
 from tests.test_plivo_stream import answer, start_frame
 from voicebots.bots.models import Voicebot
 from voicebots.calls.models import Call, CallEvent
 from voicebots.recordings import services, tasks, wav
 from voicebots.recordings.models import Recording
 from voicebots.recordings.recorder import StereoRecorder
+from voicebots.telephony.codec import CheckpointRequested, ClearRequested, PlayAudio
 
 LONG_REPLY = ("Our clinic offers cleanings, fillings, crowns, whitening and implants, and we are open six days "
               "a week from eight in the morning until seven in the evening.")
@@ -86,7 +87,7 @@ def recorded_call(account, *, seconds: float = 3.0, started_days_ago: float = 0,
             start, end = bot_spans.pop(0)
             speech = tone(end - start, 300)
             for frame in range(0, len(speech), 160):  # sent at once, played at real time
-                recorder.bot_frame(speech[frame:frame + 160])
+                recorder.bot_audio(speech[frame:frame + 160])
         clock[0] += 0.02
         recorder.caller_audio(bytes(caller[offset:offset + 160]))
     services.finished(recording, asyncio.run(recorder.close()))
@@ -212,7 +213,7 @@ async def connect(client, api, bot, peer=None):
     path = await sync_to_async(answer)(client, api, bot, call_uuid)
     communicator = WebsocketCommunicator(application, path)
     assert (await communicator.connect())[0]
-    await communicator.send_json_to(start_frame(call_uuid))
+    await communicator.send_to(text_data=start_frame(call_uuid))
     return call_uuid, communicator, (peer or PlayingPeer)(communicator)
 
 
@@ -231,28 +232,26 @@ class PlayingPeer(PlivoPeer):
         async def acknowledge(name, at, sent_in):
             await asyncio.sleep(max(0.0, at - loop.time()))
             if sent_in == generation:
-                await self.communicator.send_json_to({"event": "playedStream", "streamId": "stream-1", "name": name})
+                await self.send(self.codec.played(name))
 
         while True:
             output = await self.communicator.receive_output(timeout=30)
             if output["type"] == "websocket.close":
                 self.frames.append(("closed", output, loop.time()))
                 return
-            frame = json.loads(output["text"])
-            self.frames.append((frame["event"], frame, loop.time()))
-            if frame["event"] == "playAudio":
-                seconds = len(base64.b64decode(frame["media"]["payload"])) / 8000
-                playing_until = max(playing_until, loop.time()) + seconds
-            elif frame["event"] == "checkpoint":
-                asyncio.create_task(acknowledge(frame["name"], playing_until, generation))
-            elif frame["event"] == "clearAudio":
+            message = self.codec.parse_from_server(output["text"])
+            self.frames.append((EVENTS[type(message)], message, loop.time()))
+            if isinstance(message, PlayAudio):
+                playing_until = max(playing_until, loop.time()) + len(message.audio) / 8000
+            elif isinstance(message, CheckpointRequested):
+                asyncio.create_task(acknowledge(message.name, playing_until, generation))
+            elif isinstance(message, ClearRequested):
                 generation, playing_until = generation + 1, loop.time()
-                await self.communicator.send_json_to({"event": "clearedAudio", "streamId": "stream-1"})
+                await self.send(self.codec.cleared())
 
 
 def bot_audio_seconds(peer: PlivoPeer) -> float:
-    return sum(len(base64.b64decode(frame["media"]["payload"])) for kind, frame, _ in peer.frames
-               if kind == "playAudio") / 8000
+    return sum(len(message.audio) for kind, message, _ in peer.frames if kind == "playAudio") / 8000
 
 
 @pytest_db
@@ -268,7 +267,7 @@ async def test_a_call_is_recorded_in_stereo_and_the_bot_channel_is_silent_after_
     await peer.wait_for(lambda: bot_audio_seconds(peer) > 5)  # most of the long reply is already with Plivo
     await peer.send_audio(silence(1200))
     await peer.send_audio(speech(1500) + silence(2500))  # the caller talks over it
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     lasted = time.monotonic() - began
     await communicator.disconnect()
     assert peer.count("clearAudio") >= 1
@@ -295,7 +294,7 @@ async def test_a_bot_that_does_not_record_leaves_no_recording(client, api, bot, 
     await sync_to_async(api.patch)(f"Voicebot/{bot['id']}", {"record_calls": False})
     call_uuid, communicator, peer = await connect(client, api, bot)
     await peer.send_audio(silence(600))
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     await communicator.disconnect()
     call = await Call.objects.aget(call_uuid=call_uuid)
     assert not await Recording.objects.filter(call=call).aexists()
@@ -322,8 +321,8 @@ async def test_a_call_without_any_audio_says_so_and_ends_normally(client, api, v
     from django.conf import settings
     settings.PLIVO_VERIFY_SIGNATURES = False
     silent_bot = await sync_to_async(api.post)("Voicebot/", {"name": "Quiet", "welcome_message": ""})
-    call_uuid, communicator, _ = await connect(api.client, api, silent_bot.json())
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    call_uuid, communicator, peer = await connect(api.client, api, silent_bot.json())
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     await communicator.disconnect()
     call = await call_record(call_uuid)
     assert call.status == Call.Status.COMPLETED
@@ -346,7 +345,7 @@ async def test_a_full_disk_stops_the_recording_not_the_call(client, api, bot, ve
     await peer.send_audio(silence(1000) + speech(900) + silence(800))
     await peer.wait_for(lambda: len(llm.requests) == 1)
     await peer.send_audio(silence(1500))
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     await communicator.disconnect()
 
     call = await call_record(call_uuid)
@@ -386,7 +385,7 @@ async def test_a_bucket_that_is_down_keeps_the_recording_until_the_sweep_stores_
     bucket.unavailable = True
     call_uuid, communicator, peer = await connect(client, api, bot)
     await peer.send_audio(speech(500) + silence(1500))
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     await communicator.disconnect()
 
     call = await call_record(call_uuid)
@@ -417,7 +416,7 @@ async def test_a_bucket_that_is_down_keeps_the_recording_until_the_sweep_stores_
 async def test_with_a_bucket_the_recording_is_copied_there_after_the_call(client, api, bot, vendors, bucket):
     call_uuid, communicator, peer = await connect(client, api, bot)
     await peer.send_audio(speech(500) + silence(1000))
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await communicator.send_to(text_data=peer.codec.stop(call_uuid))
     await communicator.disconnect()
     recording = await wait_for_status(call_uuid)
     assert recording.status == Recording.Status.READY and recording.peaks

@@ -36,6 +36,7 @@ class CallSerializer(serializers.ModelSerializer):
         model = Call
         fields = ["id", "voicebot_id", "direction", "status", "call_uuid", "request_uuid", "from_", "to", "variables",
                   "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "recording_url",
+                  "analysis",
                   "created_at", "updated_at"]
         read_only_fields = fields
 

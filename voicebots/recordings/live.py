@@ -1,9 +1,10 @@
-"""The recording of a live call, as a transport uses it: four cheap hooks on the event loop and an async close.
+"""The recording of a live call, as the call runtime uses it: an audio tap (three cheap hooks on the event loop)
+and an async close.
 
-    recording = await start_recording(call, bot)     # NO_RECORDING when the bot does not record
+    recording = await start_recording(call, bot, caller_format, bot_format)  # NO_RECORDING when the bot does not record
     recording.caller_audio(audio)                     # each chunk of caller audio that arrives
-    recording.bot_frame(frame)                        # each 20 ms frame handed to the carrier
-    recording.bot_cleared()                           # the carrier's playback buffer was cleared (barge-in)
+    recording.bot_audio(frame)                        # each 20 ms frame handed to the carrier
+    recording.cleared()                               # the carrier's playback buffer was cleared (barge-in)
     await recording.close()                           # the call ended
 
 Nothing here can break the call: a recording that cannot start, write or be stored says so on the call's
@@ -17,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 
-from voicebots.telephony.database import in_call_database_thread
+from voicebots.callruntime.database import in_call_database_thread
+from voicebots.voice.audio import MULAW_8K, AudioFormat
 
 from . import services
 from .models import Recording
@@ -34,10 +36,10 @@ class NoRecording:
     def caller_audio(self, audio: bytes) -> None:
         pass
 
-    def bot_frame(self, frame: bytes) -> None:
+    def bot_audio(self, frame: bytes) -> None:
         pass
 
-    def bot_cleared(self) -> None:
+    def cleared(self) -> None:
         pass
 
     async def close(self) -> None:
@@ -53,8 +55,8 @@ class LiveRecording:
         self.recorder = recorder
         # The hooks are the recorder's own methods: no extra call per 20 ms frame.
         self.caller_audio = recorder.caller_audio
-        self.bot_frame = recorder.bot_frame
-        self.bot_cleared = recorder.bot_cleared
+        self.bot_audio = recorder.bot_audio
+        self.cleared = recorder.cleared
         self.stored: asyncio.Task | None = None  # the copy to a bucket, after the call
 
     async def close(self) -> None:
@@ -77,8 +79,9 @@ async def store_in_background(recording: Recording) -> None:
         logger.exception("Storing the recording of call %s failed", recording.call_id)
 
 
-async def start_recording(call, bot) -> LiveRecording | NoRecording:
-    """Begin recording `call` now (unless its bot says not to)."""
+async def start_recording(call, bot, caller_format: AudioFormat = MULAW_8K,
+                          bot_format: AudioFormat = MULAW_8K) -> LiveRecording | NoRecording:
+    """Begin recording `call` now (unless its bot says not to); each side's audio comes in its format."""
     try:
         recording = await in_call_database_thread(services.begin)(call, bot)
     except Exception:
@@ -86,4 +89,5 @@ async def start_recording(call, bot) -> LiveRecording | NoRecording:
         return NO_RECORDING
     if recording is None:
         return NO_RECORDING
-    return LiveRecording(recording, StereoRecorder(services.local_file(recording)))
+    return LiveRecording(recording, StereoRecorder(services.local_file(recording), caller_format=caller_format,
+                                                   bot_format=bot_format))

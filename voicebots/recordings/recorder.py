@@ -1,7 +1,8 @@
 """A call's stereo recording, written while the call goes on: left the caller, right what the caller heard.
 
-The call's event loop tells the recorder four things, each a few list operations: caller audio arrived, a bot
-frame was sent, the caller's playback buffer was cleared (barge-in), the call ended. Decoding and disk writes
+The call's event loop tells the recorder four things, each a few list operations (the call runtime's audio tap:
+`caller_audio`, `bot_audio`, `cleared`, and `close`): caller audio arrived, a bot frame was sent, the caller's
+playback buffer was cleared (barge-in), the call ended. Decoding and disk writes
 happen about once a second on a writer thread shared by the calls of the process, so the loop never waits on
 the disk.
 
@@ -30,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from voicebots.voice.audio import mulaw_to_pcm16
+from voicebots.voice.audio import MULAW_8K, AudioFormat
 
 from . import wav
 
@@ -67,45 +68,69 @@ class RecordingResult:
         return self.data_bytes / wav.BYTES_PER_SECOND
 
 
-Part = tuple[int, bytes]  # (start sample, mu-law bytes)
+Part = tuple[int, bytes]  # (start, on the recording's 8 kHz clock; audio in the channel's format)
 
 
-def _split(parts: list[Part], horizon: int) -> tuple[list[Part], list[Part]]:
-    """`parts` (in order of start) cut at sample `horizon`: those before it and those from it on."""
-    before: list[Part] = []
-    for i, (start, data) in enumerate(parts):
-        if start >= horizon:
-            return before, parts[i:]
-        if start + len(data) > horizon:
-            cut = horizon - start
-            return before + [(start, data[:cut])], [(horizon, data[cut:])] + parts[i + 1:]
-        before.append((start, data))
-    return before, []
+class _Channel:
+    """One side's audio format, measured on the recording's 8 kHz clock (mu-law at 8 kHz is one byte a sample;
+    a browser's 16 or 48 kHz PCM is resampled)."""
 
+    def __init__(self, audio_format: AudioFormat) -> None:
+        self.format = audio_format
+        self._bytes_per_sample = audio_format.sample_bytes * audio_format.sample_rate / RATE
 
-def _runs(parts: list[Part]) -> list[Part]:
-    """Adjacent parts joined, so that each run is decoded once."""
-    runs: list[Part] = []
-    pending: list[bytes] = []
-    run_start = run_end = -1
-    for start, data in parts:
-        if start != run_end and pending:
+    def samples(self, data: bytes) -> int:
+        return int(len(data) / self._bytes_per_sample)
+
+    def cut(self, data: bytes, samples: int) -> int:
+        """The byte offset of `data` that is `samples` in."""
+        offset = int(samples * self._bytes_per_sample)
+        return offset - offset % self.format.sample_bytes
+
+    def decode(self, data: bytes, samples: int) -> np.ndarray:
+        """`samples` 16-bit samples at 8 kHz."""
+        pcm = self.format.to_pcm16(data)
+        if len(pcm) == samples or not len(pcm):
+            return pcm[:samples]
+        positions = np.linspace(0, len(pcm) - 1, samples)
+        return np.interp(positions, np.arange(len(pcm)), pcm).astype(np.int16)
+
+    def split(self, parts: list[Part], horizon: int) -> tuple[list[Part], list[Part]]:
+        """`parts` (in order of start) cut at `horizon`: those before it and those from it on."""
+        before: list[Part] = []
+        for i, (start, data) in enumerate(parts):
+            if start >= horizon:
+                return before, parts[i:]
+            if start + self.samples(data) > horizon:
+                cut = self.cut(data, horizon - start)
+                return before + [(start, data[:cut])], [(horizon, data[cut:])] + parts[i + 1:]
+            before.append((start, data))
+        return before, []
+
+    def runs(self, parts: list[Part]) -> list[Part]:
+        """Adjacent parts joined, so that each run is decoded once."""
+        runs: list[Part] = []
+        pending: list[bytes] = []
+        run_start = run_end = -1
+        for start, data in parts:
+            if start != run_end and pending:
+                runs.append((run_start, b"".join(pending)))
+                pending = []
+            if not pending:
+                run_start = start
+            pending.append(data)
+            run_end = start + self.samples(data)
+        if pending:
             runs.append((run_start, b"".join(pending)))
-            pending = []
-        if not pending:
-            run_start = start
-        pending.append(data)
-        run_end = start + len(data)
-    if pending:
-        runs.append((run_start, b"".join(pending)))
-    return runs
+        return runs
 
 
 class _WavWriter:
     """The file side, on the writer thread only."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, caller: _Channel, bot: _Channel) -> None:
         self.path = path
+        self.channels = (caller, bot)
         self.file = None
         self.data_bytes = 0
         self.error: str | None = None
@@ -121,9 +146,11 @@ class _WavWriter:
                 self.file.write(wav.header(0))
             if end > start:
                 block = np.zeros((end - start, 2), dtype=np.int16)
-                for channel, parts in ((0, caller), (1, bot)):
-                    for at, data in _runs(parts):
-                        block[at - start:at - start + len(data), channel] = mulaw_to_pcm16(data)
+                for index, parts in ((0, caller), (1, bot)):
+                    channel = self.channels[index]
+                    for at, data in channel.runs(parts):
+                        length = min(channel.samples(data), end - at)
+                        block[at - start:at - start + length, index] = channel.decode(data, length)
                 self.file.write(block.tobytes())
                 self.data_bytes += block.nbytes
             if final or self.data_bytes - self._header_bytes >= HEADER_EVERY_S * wav.BYTES_PER_SECOND:
@@ -147,18 +174,21 @@ class _WavWriter:
 
 
 class StereoRecorder:
-    """Records one call into the WAV file at `path` (created with its folders on the first write).
+    """Records one call into the WAV file at `path` (created with its folders on the first write). Each side's
+    audio comes in its transport's format (mu-law at 8 kHz on the phone).
 
     Times are `clock()` seconds (monotonic by default); every method takes an explicit `at` for tests.
     """
 
-    def __init__(self, path: str | os.PathLike, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, path: str | os.PathLike, *, caller_format: AudioFormat = MULAW_8K,
+                 bot_format: AudioFormat = MULAW_8K, clock: Callable[[], float] = time.monotonic,
                  writer: ThreadPoolExecutor | None = None) -> None:
         self.path = Path(path)
         self._clock = clock
         self.started = clock()
         self._writer = writer or shared_writer()
-        self._file = _WavWriter(self.path)
+        self._caller_channel, self._bot_channel = _Channel(caller_format), _Channel(bot_format)
+        self._file = _WavWriter(self.path, self._caller_channel, self._bot_channel)
         self._caller: list[Part] = []
         self._caller_end = 0
         self._bot: list[Part] = []
@@ -175,42 +205,43 @@ class StereoRecorder:
     # --- what the call tells it -------------------------------------------------------------------------
 
     def caller_audio(self, audio: bytes, at: float | None = None) -> None:
-        """Caller audio (mu-law) that arrived now."""
+        """Caller audio that arrived now."""
         if self._closed or not audio:
             return
         now = self._sample(at)
         start = self._caller_end
-        arrived_after = now - len(audio)  # where the chunk starts if it was sent as it was spoken
+        length = self._caller_channel.samples(audio)
+        arrived_after = now - length  # where the chunk starts if it was sent as it was spoken
         if arrived_after - start > GAP_S * RATE:
             start = arrived_after
         start = max(start, self._written)
         self._caller.append((start, audio))
-        self._caller_end = start + len(audio)
+        self._caller_end = start + length
         self._maybe_flush(now)
 
-    def bot_frame(self, frame: bytes, at: float | None = None) -> None:
-        """A bot frame (mu-law) handed to the carrier now: it plays after what is already queued."""
+    def bot_audio(self, frame: bytes, at: float | None = None) -> None:
+        """A bot frame handed to the carrier now: it plays after what is already queued."""
         if self._closed or not frame:
             return
         now = self._sample(at)
         start = max(self._bot_end, now, self._written)
         self._bot.append((start, frame))
-        self._bot_end = start + len(frame)
+        self._bot_end = start + self._bot_channel.samples(frame)
         self._maybe_flush(now)
 
-    def bot_cleared(self, at: float | None = None) -> None:
+    def cleared(self, at: float | None = None) -> None:
         """The carrier dropped the audio it had not played yet (barge-in): nothing from now on was heard."""
         if self._closed:
             return
         now = max(self._sample(at), self._written)
-        self._bot, _ = _split(self._bot, now)
+        self._bot, _ = self._bot_channel.split(self._bot, now)
         self._bot_end = min(self._bot_end, now)
 
     async def close(self, at: float | None = None) -> RecordingResult:
         """The call ended: bot audio still queued was never heard; everything else is written and the file
         closed. Awaits the writer thread (without blocking the loop)."""
         if not self._closed:
-            self.bot_cleared(at)
+            self.cleared(at)
             self._closed = True
             end = max(self._caller_end, self._bot_end, self._written)
             self._commit(end, final=True)
@@ -232,8 +263,8 @@ class StereoRecorder:
         if (horizon <= self._written and not final) or self._failed:
             return
         horizon = max(horizon, self._written)
-        caller, self._caller = _split(self._caller, horizon)
-        bot, self._bot = _split(self._bot, horizon)
+        caller, self._caller = self._caller_channel.split(self._caller, horizon)
+        bot, self._bot = self._bot_channel.split(self._bot, horizon)
         start, self._written = self._written, horizon
         while self._pending and self._pending[0].done():
             self._pending.popleft()
