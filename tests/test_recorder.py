@@ -159,3 +159,28 @@ async def test_nothing_recorded_is_an_empty_file(tmp_path):
     recorder = StereoRecorder(tmp_path / "call.wav", clock=Clock())
     result = await recorder.close()
     assert result.data_bytes == 0 and result.error is None
+
+
+async def test_a_browser_calls_pcm_at_other_rates_is_resampled_to_the_recordings_8_khz(tmp_path):
+    from voicebots.voice.audio import AudioFormat
+
+    clock = Clock()
+    caller_format, bot_format = AudioFormat("linear16", 16000), AudioFormat("linear16", 24000)
+    recorder = StereoRecorder(tmp_path / "web.wav", caller_format=caller_format, bot_format=bot_format, clock=clock)
+    t = np.arange(24000) / 24000  # 1 s of the bot at 24 kHz, sent at once
+    bot = (8000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+    for offset in range(0, len(bot), 960):  # 20 ms frames
+        recorder.bot_audio(bot[offset:offset + 960])
+    t = np.arange(32000) / 16000  # 2 s of the caller at 16 kHz, in 20 ms chunks
+    caller = (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+    for offset in range(0, len(caller), 640):
+        clock.now += FRAME_S
+        recorder.caller_audio(caller[offset:offset + 640])
+    result = await recorder.close()
+
+    caller_channel, bot_channel = read(result.path)
+    assert abs(result.duration_s - 2.0) < 0.05
+    assert loud(caller_channel, 0.05, 1.95) == 1.0
+    assert loud(bot_channel, 0.05, 0.95) == 1.0 and loud(bot_channel, 1.05, 2.0) == 0.0
+    spectrum = np.abs(np.fft.rfft(caller_channel[:8000].astype(float)))
+    assert abs(np.argmax(spectrum) - 440) <= 2  # still a 440 Hz tone at 8 kHz: resampled, not sped up
