@@ -28,49 +28,51 @@ EPOCH = datetime(2000, 1, 1, tzinfo=timezone.get_fixed_timezone(0))
 
 _HOUR_ROWS = f"""
 WITH c AS (
-    SELECT id, account_id, voicebot_id, date_trunc('hour', created_at) AS hour, status, answered_at,
-           coalesce(duration_seconds, 0) AS seconds, end_reason
+    SELECT account_id, voicebot_id, coalesce(voicebot_id::text, '') AS bot, date_trunc('hour', created_at) AS hour,
+           status, answered_at, coalesce(duration_seconds, 0) AS seconds, end_reason
     FROM calls_call
     WHERE account_id = %(account)s AND created_at >= %(start)s AND created_at < %(end)s
 ), per_call AS (
-    SELECT account_id, voicebot_id, hour, count(*) AS calls,
+    SELECT account_id, voicebot_id, bot, hour, count(*) AS calls,
            count(*) FILTER (WHERE answered_at IS NOT NULL AND status <> 'voicemail') AS answered,
            count(*) FILTER (WHERE status IN ('busy', 'no-answer', 'canceled')) AS unanswered,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status = 'voicemail') AS voicemail,
            sum(seconds) AS seconds
-    FROM c GROUP BY 1, 2, 3
+    FROM c GROUP BY 1, 2, 3, 4
 ), t AS (
-    SELECT c.account_id, c.voicebot_id, c.hour, ct.interrupted,
+    SELECT coalesce(call.voicebot_id::text, '') AS bot, date_trunc('hour', call.created_at) AS hour, ct.interrupted,
            jsonb_array_length(ct.tool_calls) AS tools,
-           (SELECT count(*) FROM jsonb_array_elements(ct.tool_calls) AS e WHERE e->>'is_error' = 'true') AS tool_errors,
+           CASE WHEN ct.tool_calls = '[]'::jsonb THEN 0 ELSE
+               (SELECT count(*) FROM jsonb_array_elements(ct.tool_calls) AS e WHERE e->>'is_error' = 'true') END
+               AS tool_errors,
            CASE WHEN ct.caller_text <> '' THEN (ct.timings->>'latency_ms')::float END AS latency,
            coalesce((ct.timings->>'stt_ms')::float, 0) AS stt, coalesce((ct.timings->>'llm_ms')::float, 0) AS llm,
            coalesce((ct.timings->>'tts_ms')::float, 0) AS tts,
            coalesce((ct.timings->>'platform_ms')::float, 0) AS platform
-    FROM calls_callturn AS ct JOIN c ON c.id = ct.call_id
+    FROM calls_callturn AS ct JOIN calls_call AS call ON call.id = ct.call_id
+    WHERE call.account_id = %(account)s AND call.created_at >= %(start)s AND call.created_at < %(end)s
 ), per_turn AS (
-    SELECT account_id, voicebot_id, hour, count(*) AS turns, count(*) FILTER (WHERE interrupted) AS interrupted,
+    SELECT bot, hour, count(*) AS turns, count(*) FILTER (WHERE interrupted) AS interrupted,
            sum(tools) AS tool_calls, sum(tool_errors) AS tool_errors, count(latency) AS replies,
            coalesce(sum(latency), 0) AS latency_sum,
            coalesce(sum(stt) FILTER (WHERE latency IS NOT NULL), 0) AS stt_sum,
            coalesce(sum(llm) FILTER (WHERE latency IS NOT NULL), 0) AS llm_sum,
            coalesce(sum(tts) FILTER (WHERE latency IS NOT NULL), 0) AS tts_sum,
            coalesce(sum(platform) FILTER (WHERE latency IS NOT NULL), 0) AS platform_sum
-    FROM t GROUP BY 1, 2, 3
+    FROM t GROUP BY 1, 2
 ), histogram AS (
-    SELECT account_id, voicebot_id, hour, jsonb_object_agg(bucket, n) AS latency_histogram FROM (
-        SELECT account_id, voicebot_id, hour, count(*) AS n,
+    SELECT bot, hour, jsonb_object_agg(bucket, n) AS latency_histogram FROM (
+        SELECT bot, hour, count(*) AS n,
                (CASE WHEN latency < {FINE_UP_TO_MS} THEN floor(greatest(latency, 0) / {FINE_BUCKET_MS}) * {FINE_BUCKET_MS}
                      ELSE {FINE_UP_TO_MS} + floor((latency - {FINE_UP_TO_MS}) / {COARSE_BUCKET_MS}) * {COARSE_BUCKET_MS}
                 END)::int AS bucket
-        FROM t WHERE latency IS NOT NULL GROUP BY 1, 2, 3, 5) AS buckets
-    GROUP BY 1, 2, 3
+        FROM t WHERE latency IS NOT NULL GROUP BY 1, 2, 4) AS buckets
+    GROUP BY 1, 2
 ), reasons AS (
-    SELECT account_id, voicebot_id, hour, jsonb_object_agg(end_reason, n) AS end_reasons FROM (
-        SELECT account_id, voicebot_id, hour, end_reason, count(*) AS n FROM c WHERE end_reason <> ''
-        GROUP BY 1, 2, 3, 4) AS r
-    GROUP BY 1, 2, 3
+    SELECT bot, hour, jsonb_object_agg(end_reason, n) AS end_reasons FROM (
+        SELECT bot, hour, end_reason, count(*) AS n FROM c WHERE end_reason <> '' GROUP BY 1, 2, 3) AS r
+    GROUP BY 1, 2
 )
 SELECT p.account_id, p.voicebot_id, p.hour, p.calls, p.answered, p.unanswered, p.failed, p.voicemail, p.seconds,
        coalesce(pt.turns, 0), coalesce(pt.interrupted, 0), coalesce(pt.tool_calls, 0), coalesce(pt.tool_errors, 0),
@@ -78,9 +80,9 @@ SELECT p.account_id, p.voicebot_id, p.hour, p.calls, p.answered, p.unanswered, p
        coalesce(pt.tts_sum, 0), coalesce(pt.platform_sum, 0),
        coalesce(h.latency_histogram, '{{}}'::jsonb), coalesce(r.end_reasons, '{{}}'::jsonb)
 FROM per_call AS p
-LEFT JOIN per_turn AS pt ON pt.hour = p.hour AND pt.voicebot_id IS NOT DISTINCT FROM p.voicebot_id
-LEFT JOIN histogram AS h ON h.hour = p.hour AND h.voicebot_id IS NOT DISTINCT FROM p.voicebot_id
-LEFT JOIN reasons AS r ON r.hour = p.hour AND r.voicebot_id IS NOT DISTINCT FROM p.voicebot_id
+LEFT JOIN per_turn AS pt ON pt.hour = p.hour AND pt.bot = p.bot
+LEFT JOIN histogram AS h ON h.hour = p.hour AND h.bot = p.bot
+LEFT JOIN reasons AS r ON r.hour = p.hour AND r.bot = p.bot
 """
 _COLUMNS = ("account_id", "voicebot_id", "hour", *COUNTS, "latency_histogram", "end_reasons")
 
@@ -101,11 +103,14 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+MAX_SPAN = timedelta(days=2)  # a backfill is computed two days at a time
+
+
 def _spans(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hours merged into [start, end) spans of consecutive hours."""
+    """Sorted hours merged into [start, end) spans of consecutive hours (at most MAX_SPAN long)."""
     spans: list[list[datetime]] = []
     for hour in sorted(hours):
-        if spans and spans[-1][1] == hour:
+        if spans and spans[-1][1] == hour and hour - spans[-1][0] < MAX_SPAN:
             spans[-1][1] = hour + timedelta(hours=1)
         else:
             spans.append([hour, hour + timedelta(hours=1)])
@@ -119,7 +124,7 @@ def refresh() -> int:
     state = StatsRefresh.objects.select_for_update().first() or StatsRefresh(refreshed_at=EPOCH)
     started = timezone.now()
     dirty = (Call.objects.filter(updated_at__gte=state.refreshed_at).annotate(hour=Trunc("created_at", "hour"))
-             .values_list("account_id", "hour").distinct())
+             .order_by().values_list("account_id", "hour").distinct())  # no ordering: distinct hours, not calls
     by_account: dict = defaultdict(list)
     for account_id, hour in dirty:
         by_account[account_id].append(hour)
