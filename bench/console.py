@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import tempfile
 import time
@@ -317,6 +318,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--reseed", action="store_true", help="write the 100,000 calls again")
     parser.add_argument("--skip-calls", action="store_true", help="no live calls (the recorder alone is measured)")
     args = parser.parse_args(argv)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per simulated call's answer request otherwise
     use_bench_database()
     figures = bench_console(args.quick, args.reseed)
     print("Recording's cost", flush=True)
