@@ -94,7 +94,8 @@ def seed():
                 duration = random.randint(30, 300) if status == "completed" else 0
                 row = {"id": uuid.uuid4(), "account_id": account.id, "voicebot_id": bots[n % BOTS].id,
                        "direction": "outbound" if n % 3 == 0 else "inbound", "status": status,
-                       "call_uuid": str(uuid.uuid4()), "request_uuid": "", "stream_id": "", "from_number": "+14155550100",
+                       "call_uuid": str(uuid.uuid4()), "request_uuid": "", "stream_id": "",
+                       "from_number": "+14155550100",
                        "to_number": f"+1415555{n % 10000:04d}", "variables": "{}",
                        "answered_at": created if status == "completed" else None, "stream_started_at": created,
                        "ended_at": created + timedelta(seconds=duration), "duration_seconds": duration,
@@ -175,8 +176,8 @@ def long_recorded_call(account):
         timings={"latency_ms": 640.0, "stt_ms": 150.0, "llm_ms": 380.0, "tts_ms": 90.0, "platform_ms": 20.0,
                  "last_audio_sent_at_ms": 3600.0} if i else {},
         speech_ended_at=now - timedelta(minutes=31) + timedelta(seconds=10 * i + 4),
-        tool_calls=[{"name": "book_visit", "input": {"day": "Monday"}, "result": "ok", "is_error": False}] if i % 20 == 5
-        else []) for i in range(180)])
+        tool_calls=([{"name": "book_visit", "input": {"day": "Monday"}, "result": "ok", "is_error": False}]
+                    if i % 20 == 5 else [])) for i in range(180)])
     return call
 
 

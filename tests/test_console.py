@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tests.test_recordings import recorded_call
 from voicebots.accounts.models import Membership
-from voicebots.accounts.services import create_account, create_member
+from voicebots.accounts.services import create_member
 from voicebots.bots.models import Voicebot
 from voicebots.calls.models import Call, CallEvent, CallTurn
 from voicebots.console import stats, tasks

@@ -6,7 +6,6 @@ import os
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from tests.test_console import turn
 from tests.test_recordings import recorded_call

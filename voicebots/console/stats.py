@@ -64,7 +64,8 @@ WITH c AS (
 ), histogram AS (
     SELECT bot, hour, jsonb_object_agg(bucket, n) AS latency_histogram FROM (
         SELECT bot, hour, count(*) AS n,
-               (CASE WHEN latency < {FINE_UP_TO_MS} THEN floor(greatest(latency, 0) / {FINE_BUCKET_MS}) * {FINE_BUCKET_MS}
+               (CASE WHEN latency < {FINE_UP_TO_MS}
+                     THEN floor(greatest(latency, 0) / {FINE_BUCKET_MS}) * {FINE_BUCKET_MS}
                      ELSE {FINE_UP_TO_MS} + floor((latency - {FINE_UP_TO_MS}) / {COARSE_BUCKET_MS}) * {COARSE_BUCKET_MS}
                 END)::int AS bucket
         FROM t WHERE latency IS NOT NULL GROUP BY 1, 2, 4) AS buckets

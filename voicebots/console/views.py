@@ -53,8 +53,8 @@ def overview(request, auth_id):
     }
     total = summary.total
     return render(request, "console/overview.html", _context(
-        request, account, section="overview", form=form, period=period, periods=list(PERIODS), bot=str(bot or ""), charts=charts,
-        total=total.counts, minutes=round(total.counts["seconds"] / 60), p50=total.percentile(0.5),
+        request, account, section="overview", form=form, period=period, periods=list(PERIODS), bot=str(bot or ""),
+        charts=charts, total=total.counts, minutes=round(total.counts["seconds"] / 60), p50=total.percentile(0.5),
         p95=total.percentile(0.95), stages=[(stage, _round(total.mean(stage))) for stage in inspector.STAGES],
         end_reasons=summary.end_reasons, live_from=summary.live_from))
 
@@ -78,7 +78,8 @@ def call_list(request, auth_id):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "console/calls.html", _context(
-        request, account, section="calls", form=form, calls=calls, page=page, has_next=has_next, query=query.urlencode()))
+        request, account, section="calls", form=form, calls=calls, page=page, has_next=has_next,
+        query=query.urlencode()))
 
 
 @login_required
