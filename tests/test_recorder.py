@@ -184,3 +184,23 @@ async def test_a_browser_calls_pcm_at_other_rates_is_resampled_to_the_recordings
     assert loud(bot_channel, 0.05, 0.95) == 1.0 and loud(bot_channel, 1.05, 2.0) == 0.0
     spectrum = np.abs(np.fft.rfft(caller_channel[:8000].astype(float)))
     assert abs(np.argmax(spectrum) - 440) <= 2  # still a 440 Hz tone at 8 kHz: resampled, not sped up
+
+
+async def test_jitter_delays_and_bursts_leave_the_callers_audio_whole_and_in_place(tmp_path):
+    clock = Clock()
+    recorder = StereoRecorder(tmp_path / "call.wav", clock=clock)
+    audio = frames(tone(3000))
+    for frame in audio[:50]:  # 0-1 s on time
+        clock.now += FRAME_S
+        recorder.caller_audio(frame)
+    clock.now += 0.4  # the network holds 20 frames for 400 ms, then delivers them at once
+    for frame in audio[50:70]:
+        recorder.caller_audio(frame)
+    for frame in audio[70:]:  # then on time again
+        clock.now += FRAME_S
+        recorder.caller_audio(frame)
+    result = await recorder.close()
+
+    caller, _ = read(result.path)
+    assert loud(caller, 0.0, 2.98) == 1.0  # no hole where the frames were late
+    assert abs(result.duration_s - 3.0) < 0.05

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol, Sequence
 
 from django.utils import timezone
@@ -241,10 +242,11 @@ class CallRuntime:
         if self.ended:
             return
         self.ended = True
+        ended_at = time.monotonic()  # the recording ends here, not once the vendors' sockets are closed
         handler, self.handler = self.handler, None
         if handler is not None:
             await handler.stop()
-        await self.recording.close()  # before the record is final: it says what became of the recording
+        await self.recording.close(ended_at)  # before the record is final: it says what became of the recording
         history = getattr(handler, "history", None)
         await in_call_database_thread(_finish)(self.call, reason, history, self.leg.dropped_frames)
 

@@ -5,7 +5,7 @@ and an async close.
     recording.caller_audio(audio)                     # each chunk of caller audio that arrives
     recording.bot_audio(frame)                        # each 20 ms frame handed to the carrier
     recording.cleared()                               # the carrier's playback buffer was cleared (barge-in)
-    await recording.close()                           # the call ended
+    await recording.close(at)                         # the call ended (at `at`, monotonic; default now)
 
 Nothing here can break the call: a recording that cannot start, write or be stored says so on the call's
 record and the call goes on.
@@ -42,7 +42,7 @@ class NoRecording:
     def cleared(self) -> None:
         pass
 
-    async def close(self) -> None:
+    async def close(self, at: float | None = None) -> None:
         pass
 
 
@@ -59,9 +59,10 @@ class LiveRecording:
         self.cleared = recorder.cleared
         self.stored: asyncio.Task | None = None  # the copy to a bucket, after the call
 
-    async def close(self) -> None:
+    async def close(self, at: float | None = None) -> None:
+        """The call ended (at `at`, a `time.monotonic()` moment; default now)."""
         try:
-            result = await self.recorder.close()
+            result = await self.recorder.close(at)
             recording = await in_call_database_thread(services.finished)(self.recording, result)
         except Exception:
             logger.exception("Finishing the recording of call %s failed", self.recording.call_id)

@@ -7,8 +7,10 @@ happen about once a second on a writer thread shared by the calls of the process
 the disk.
 
 Where audio goes on the recording's clock (samples since the recorder started):
-- caller audio at its arrival time, back to back while it flows; a pause in the stream longer than
-  `GAP_S` (frames that never came) is left as silence, so the two channels stay aligned;
+- caller audio back to back as it arrives (network jitter delays frames and then delivers them in a burst;
+  they belong one after the other); when the stream falls more than `GAP_S` behind the clock (frames that
+  never came, a stream that paused), the audio resumes at its arrival time after silence, so the two channels
+  stay aligned within that;
 - bot frames on a playback clock, as the carrier plays them: a frame starts when the one before it ends, or
   when it is sent if nothing is playing; a clear at time t drops every sample scheduled from t on. Bot audio is
   kept in memory until its playback time has passed, since a barge-in may still cut it.
@@ -38,7 +40,7 @@ from . import wav
 logger = logging.getLogger(__name__)
 
 RATE = wav.SAMPLE_RATE
-GAP_S = 0.2  # caller audio arriving later than this after the previous chunk ended leaves silence between
+GAP_S = 1.0  # caller audio this far behind the clock resumes at its arrival time (silence in between)
 COMMIT_LAG_S = 0.5  # audio is written once it is this far in the past (late caller frames still fit)
 FLUSH_EVERY_S = 1.0
 HEADER_EVERY_S = 2.0
@@ -62,6 +64,7 @@ class RecordingResult:
     path: Path
     data_bytes: int
     error: str | None  # what went wrong, if anything; the file then holds the audio up to the failure
+    had_audio: bool = True  # False: neither side sent any audio (the file is only silence)
 
     @property
     def duration_s(self) -> float:
@@ -238,19 +241,21 @@ class StereoRecorder:
         self._bot_end = min(self._bot_end, now)
 
     async def close(self, at: float | None = None) -> RecordingResult:
-        """The call ended: bot audio still queued was never heard; everything else is written and the file
-        closed. Awaits the writer thread (without blocking the loop)."""
+        """The call ended (now, or at `at`): bot audio still queued was never heard; the recording lasts as long
+        as the call; everything is written and the file closed. Awaits the writer thread (without blocking the
+        loop)."""
         if not self._closed:
             self.cleared(at)
             self._closed = True
-            end = max(self._caller_end, self._bot_end, self._written)
+            end = max(self._caller_end, self._bot_end, self._written, self._sample(at))
             self._commit(end, final=True)
         if self._pending:
             await asyncio.wrap_future(self._pending[-1])
         return self.result()
 
     def result(self) -> RecordingResult:
-        return RecordingResult(self.path, self._file.data_bytes, self._failed or self._file.error)
+        return RecordingResult(self.path, self._file.data_bytes, self._failed or self._file.error,
+                               had_audio=bool(self._caller_end or self._bot_end))
 
     # --- handing audio to the writer -------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def finished(recording: Recording, result: RecordingResult) -> Recording:
     """The recorder closed its file: note how long it is and what went wrong. A bucket's copy is made by
     `store` afterwards (outside the call)."""
     _measured(recording, result.data_bytes)
-    if result.data_bytes == 0:
+    if result.data_bytes == 0 or not result.had_audio:
         _remove_local(recording)
         return _failed(recording, result.error or NO_AUDIO)
     recording.error = result.error or ""
