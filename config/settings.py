@@ -191,6 +191,8 @@ PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
+# How long a signed Plivo request's nonce is remembered so that a replay of the request is refused.
+PLIVO_NONCE_TTL = int(env("PLIVO_NONCE_TTL", str(24 * 3600)))
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 
