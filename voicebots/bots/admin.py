@@ -1,15 +1,66 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.postgres.forms import SimpleArrayField
 from django.urls import reverse
 from django.utils.html import format_html
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
+from voicebots.api.admin_forms import ApiValidatedForm
 
-from . import public_urls
+from . import catalog, public_urls
 from .models import Voicebot
+from .serializers import VoicebotSerializer
+
+
+class DatalistInput(forms.TextInput):
+    """A text input that suggests values (a browser datalist) without limiting the user to them."""
+
+    def __init__(self, suggestions, attrs=None):
+        super().__init__(attrs)
+        self.suggestions = suggestions
+
+    def render(self, name, value, attrs=None, renderer=None):
+        listed = f"{name}_choices"
+        field = super().render(name, value, {**(attrs or {}), "list": listed}, renderer)
+        options = format_html("".join('<option value="{}">' for _ in self.suggestions), *self.suggestions)
+        return format_html('{}<datalist id="{}">{}</datalist>', field, listed, options)
+
+
+def choice_input(choices, *, current: str = "") -> forms.Select:
+    """A select of the API's choices (plus the stored value, so showing a bot never changes it silently)."""
+    values = list(choices) + ([current] if current and current not in choices else [])
+    return forms.Select(choices=[(value, value) for value in values])
+
+
+class VoicebotForm(ApiValidatedForm):
+    """The API's VoicebotSerializer decides what is valid; the widgets offer the API's choices."""
+
+    serializer_class = VoicebotSerializer
+    backchannel_words = SimpleArrayField(
+        forms.CharField(max_length=40), required=False, delimiter=",",
+        help_text="Comma-separated acknowledgements (\"ok\", \"uh-huh\") that never interrupt the bot.")
+
+    class Meta:
+        model = Voicebot
+        fields = "__all__"
+        widgets = {"tts_voice": DatalistInput(catalog.DEEPGRAM_AURA_VOICES)}
+        help_texts = {"tts_voice": "A Cartesia voice id, or a Deepgram Aura voice ("
+                                   + catalog.one_of(catalog.DEEPGRAM_AURA_VOICES) + ")."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = {"llm_provider": catalog.LLM_PROVIDERS, "llm_model": catalog.ANTHROPIC_MODELS,
+                   "tts_provider": catalog.TTS_PROVIDERS, "stt_provider": catalog.STT_PROVIDERS,
+                   "stt_language": catalog.STT_LANGUAGES}
+        for name, values in choices.items():
+            if name in self.fields:
+                current = self.initial.get(name) or ""
+                self.fields[name].widget = choice_input(values, current=str(current))
 
 
 @admin.register(Voicebot)
 class VoicebotAdmin(AccountScopedAdmin):
+    form = VoicebotForm
     list_display = ["name", "llm_model", "tts_provider", "tts_voice", "stt_language", "function_count",
                     "document_count", "created_at"]
     list_filter = ["llm_model", "tts_provider", "stt_language"]
@@ -22,7 +73,7 @@ class VoicebotAdmin(AccountScopedAdmin):
         ("Voice and model", {"fields": ["llm_provider", "llm_model", "tts_provider", "tts_voice",
                                         "stt_provider", "stt_language"]}),
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration", "transfer_destination",
-                                       "interruptions_enabled"]}),
+                                       "interruptions_enabled", "interruption_min_words", "backchannel_words"]}),
         ("Functions and knowledge", {"fields": ["functions", "knowledgebases"]}),
         ("Plivo", {"fields": ["inbound_call_url", "websocket_url"]}),
         (None, {"fields": ["created_at", "updated_at"]}),

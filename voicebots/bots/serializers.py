@@ -85,10 +85,33 @@ class OwnedIdsField(serializers.ListField):
         return [str(obj.pk) for obj in manager.all()]
 
 
+class SettingsGroupField(serializers.Field):
+    """A settings object of the API (`answer_llm`, `tts`, `stt`) kept as columns of the bot.
+
+    Validated by its own serializer; on PATCH a key left out keeps its current value.
+    """
+
+    def __init__(self, group_serializer, columns: dict[str, str], **kwargs):
+        self.group_serializer, self.columns = group_serializer, columns
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, bot) -> dict:
+        return {key: getattr(bot, column) for key, column in self.columns.items()}
+
+    def to_internal_value(self, data) -> dict:
+        instance = self.parent.instance
+        if isinstance(data, dict) and instance is not None:
+            data = {**self.to_representation(instance), **data}
+        group = self.group_serializer(data=data)
+        if not group.is_valid():
+            raise serializers.ValidationError(group.errors)
+        return {column: group.validated_data[key] for key, column in self.columns.items()}
+
+
 class VoicebotSerializer(StrictModelSerializer):
-    answer_llm = serializers.SerializerMethodField()
-    tts = serializers.SerializerMethodField()
-    stt = serializers.SerializerMethodField()
+    answer_llm = SettingsGroupField(LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"})
+    tts = SettingsGroupField(TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"})
+    stt = SettingsGroupField(STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"})
     callTimeout = serializers.IntegerField(source="call_timeout", required=False, min_value=1, max_value=3600)
     max_call_duration = serializers.IntegerField(required=False, min_value=10, max_value=4 * 3600)
     transfer_destination = serializers.CharField(required=False, allow_blank=True, max_length=255,
@@ -112,49 +135,11 @@ class VoicebotSerializer(StrictModelSerializer):
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
         extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}
 
-    # The three settings groups are objects in the API and columns in the database.
-    _groups = {
-        "answer_llm": (LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"}),
-        "tts": (TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"}),
-        "stt": (STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"}),
-    }
-
-    def _group(self, obj, name) -> dict:
-        return {key: getattr(obj, column) for key, column in self._groups[name][1].items()}
-
-    def get_answer_llm(self, obj) -> dict:
-        return self._group(obj, "answer_llm")
-
-    def get_tts(self, obj) -> dict:
-        return self._group(obj, "tts")
-
-    def get_stt(self, obj) -> dict:
-        return self._group(obj, "stt")
-
     def get_websocket_url(self, obj) -> str:
         return public_urls.websocket_url(obj)
 
     def get_inbound_call_url(self, obj) -> str:
         return public_urls.inbound_call_url(obj)
-
-    def to_internal_value(self, data):
-        attrs = super().to_internal_value(data)
-        errors = {}
-        for name, (group_serializer, columns) in self._groups.items():
-            if name not in data:
-                continue
-            value = data[name]
-            if isinstance(value, dict) and self.instance is not None:
-                # PATCH may change one key of a group; the others keep their values.
-                value = {**self._group(self.instance, name), **value}
-            group = group_serializer(data=value)
-            if not group.is_valid():
-                errors[name] = group.errors
-                continue
-            attrs.update({column: group.validated_data[key] for key, column in columns.items()})
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
 
     def create(self, validated_data):
         functions = validated_data.pop("functions", [])
