@@ -39,7 +39,8 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: `make run`, the development run, asks for it (DEBUG=true unless set; see the Makefile).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
 
 # The https URL Plivo (and browsers) reach this app at. Absolute URLs handed out by the API
@@ -50,9 +51,29 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"127.0.0.1,localhost,{_public_host}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)
 
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto/Host so request URLs are the public ones.
-if env_bool("TRUST_PROXY_HEADERS", False):
+TRUST_PROXY_HEADERS = env_bool("TRUST_PROXY_HEADERS", False)
+if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# HTTPS protections follow the public URL: served over https (production), plain http is redirected, cookies
+# are https-only and browsers are told to stay on https (HSTS). Each can be set on its own.
+_HTTPS = PUBLIC_BASE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _HTTPS)
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if _HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading asks browsers to hard-code https for the whole registrable domain: the domain's owner decides that
+# (README), so `check --deploy` does not nag about leaving it off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# A load balancer's health checks reach the app directly, without TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Admin sign-in: after this many failures for one user name from one address, that pair waits this long.
+ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "5"))
+ADMIN_LOGIN_LOCKOUT_SECONDS = int(env("ADMIN_LOGIN_LOCKOUT_SECONDS", "900"))
 
 INSTALLED_APPS = [
     "daphne",
