@@ -230,7 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["voicebots.accounts.authentication.IsAccountOnPath"],
     "DEFAULT_RENDERER_CLASSES": ["voicebots.api.rendering.ApiJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "voicebots.api.parsers.SafeJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

@@ -199,3 +199,64 @@ def test_lists_summarise_long_prompts_and_details_give_them_whole(api):
     assert item["prompt_truncated"] is True and item["prompt_length"] == len(prompt)
     detail = api.get(f"Voicebot/{created.json()['id']}").json()
     assert detail["prompt"] == prompt and detail["prompt_truncated"] is False
+
+
+# --- WebSockets: junk nested beyond Python's recursion is skipped, the socket lives on -----------------------
+
+@pytest.mark.django_db(transaction=True)
+class TestDeepJsonOnSockets:
+    DEEP = "[" * 50_000 + "]" * 50_000
+
+    @pytest.fixture(autouse=True)
+    async def _close_consumer_connections(self):
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
+        yield
+        await sync_to_async(connections.close_all)()
+
+    async def test_the_playground_answers_junk_and_keeps_going(self, client, api, settings):
+        from asgiref.sync import sync_to_async
+        from channels.testing import WebsocketCommunicator
+
+        from config.asgi import application
+        from voicebots.accounts.services import create_member
+
+        settings.ANTHROPIC_API_KEY = "set"
+        bot = await sync_to_async(api.post)("Voicebot/", {"name": "Desk"})
+        await sync_to_async(create_member)(api.account, "player", "a-long-password-123")
+        await sync_to_async(client.login)(username="player", password="a-long-password-123")
+        cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+        socket = WebsocketCommunicator(application, f"/ws/playground/{bot.json()['id']}/",
+                                       headers=[(b"cookie", cookie), (b"host", b"testserver")])
+        assert (await socket.connect())[0]
+        for junk in (self.DEEP, "not json"):
+            await socket.send_to(text_data=junk)
+            assert (await socket.receive_json_from(timeout=5))["type"] == "error"
+        await socket.send_json_to({"type": "new"})
+        assert (await socket.receive_json_from(timeout=5))["type"] == "new"
+        await socket.disconnect()
+
+    async def test_a_plivo_stream_skips_junk_frames_and_keeps_the_call(self, client, api, settings):
+        from urllib.parse import urlsplit
+        from xml.etree import ElementTree
+
+        from asgiref.sync import sync_to_async
+        from channels.testing import WebsocketCommunicator
+
+        from config.asgi import application
+
+        settings.PLIVO_VERIFY_SIGNATURES = False
+        settings.ANTHROPIC_API_KEY = ""
+        bot = (await sync_to_async(api.post)("Voicebot/", {"name": "Desk", "welcome_message": "Hi"})).json()
+        call_uuid = str(uuid.uuid4())
+        answer = await sync_to_async(client.post)(
+            f"/v1/Account/{api.account.auth_id}/Voicebot/{bot['id']}/inbound_call",
+            {"CallUUID": call_uuid, "From": "14155550100", "To": "14155550199", "Direction": "inbound"})
+        url = urlsplit(ElementTree.fromstring(answer.content).find("Stream").text)
+        socket = WebsocketCommunicator(application, f"{url.path}?{url.query}")
+        assert (await socket.connect())[0]
+        await socket.send_to(text_data=self.DEEP)
+        await socket.send_json_to({"event": "start", "start": {"callId": call_uuid, "streamId": "s-1"}})
+        assert json.loads(await socket.receive_from(timeout=5))["event"] == "playAudio"
+        await socket.disconnect()

@@ -1,10 +1,11 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from voicebots.api.errors import Conflict, PayloadTooLarge, error_body
 from voicebots.api.pagination import paginate
+from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
 
 from . import clock, services
@@ -22,7 +23,7 @@ class CampaignViewSet(AccountResourceViewSet):
     serializer_class = CampaignSerializer
     list_key = "campaigns"
     label = "Campaign"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return super().get_queryset().select_related("voicebot")

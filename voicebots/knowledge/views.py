@@ -3,9 +3,10 @@ from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
 
 from .models import Knowledgebase
@@ -21,7 +22,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
     list_key = "documents"
     label = "Knowledgebase"
 
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")

@@ -155,7 +155,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         try:
             frame = json.loads(text_data) if text_data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # junk, or nested deeper than Python recurses
             frame = None
         if not isinstance(frame, dict):
             return self._skip("not a JSON object")

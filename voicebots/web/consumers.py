@@ -7,6 +7,7 @@ Server -> client: the engine's events ({"type": "retrieval" | "first_token" | "t
 from __future__ import annotations
 
 import asyncio
+import json
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -48,6 +49,13 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             language_model()
         except MissingProviderKey as error:
             await self.send_json({"type": "error", "error": error.message})
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return json.loads(text_data)
+        except (ValueError, RecursionError):  # answered as an unknown message, never a crash
+            return None
 
     async def disconnect(self, code):
         if getattr(self, "turn", None):
