@@ -38,7 +38,7 @@ class ApiRequestGuardMiddleware:
             return error_response(413, too_large)
         response = self.get_response(request)
         if response.status_code in _MESSAGES and not response.get("Content-Type", "").startswith(
-            ("application/json", "application/xml", "text/xml")
+            ("application/json", "application/xml", "text/xml", "text/event-stream")  # already the API's answer
         ):
             return error_response(response.status_code, _MESSAGES[response.status_code])
         return response

@@ -108,7 +108,32 @@ class SettingsGroupField(serializers.Field):
         return {column: group.validated_data[key] for key, column in self.columns.items()}
 
 
+LIST_PROMPT_CHARS = 500  # lists show the start of each prompt; a bot's own GET gives all of it
+
+
+class PromptField(serializers.CharField):
+    """The bot's prompt: whole in a bot's details, its first LIST_PROMPT_CHARS characters in lists."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def get_attribute(self, bot):
+        if self.context.get("summary"):
+            start = getattr(bot, "prompt_start", None)  # the list's query reads only the start (VoicebotViewSet)
+            return start if start is not None else bot.prompt[:LIST_PROMPT_CHARS]
+        return bot.prompt
+
+
+def prompt_length(bot) -> int:
+    chars = getattr(bot, "prompt_chars", None)
+    return chars if chars is not None else len(bot.prompt)
+
+
 class VoicebotSerializer(StrictModelSerializer):
+    prompt = PromptField(help_text=f"The system prompt. Lists show its first {LIST_PROMPT_CHARS} characters.")
+    prompt_length = serializers.SerializerMethodField(help_text="Characters in the whole prompt.")
+    prompt_truncated = serializers.SerializerMethodField(
+        help_text=f"True in lists when only the first {LIST_PROMPT_CHARS} characters of the prompt are shown.")
     answer_llm = SettingsGroupField(LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"})
     tts = SettingsGroupField(TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"})
     stt = SettingsGroupField(STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"})
@@ -127,13 +152,19 @@ class VoicebotSerializer(StrictModelSerializer):
     class Meta:
         model = Voicebot
         fields = [
-            "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
+            "id", "name", "prompt", "prompt_length", "prompt_truncated", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
             "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
             "backchannel_words", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
             "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
-        extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}
+        extra_kwargs = {"welcome_message": {"required": False}}
+
+    def get_prompt_length(self, obj) -> int:
+        return prompt_length(obj)
+
+    def get_prompt_truncated(self, obj) -> bool:
+        return bool(self.context.get("summary")) and prompt_length(obj) > LIST_PROMPT_CHARS
 
     def get_websocket_url(self, obj) -> str:
         return public_urls.websocket_url(obj)

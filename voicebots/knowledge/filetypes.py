@@ -80,8 +80,9 @@ def sniff(name: str, data: bytes) -> str:
         if _is_docx(data):
             return DOCX
         raise UnsupportedDocument("This archive is not a DOCX document.")
-    encoding = detect_text_encoding(data[:_SNIFF_BYTES])
-    if encoding is None and b"\x00" in data[:_SNIFF_BYTES]:
+    sample = data[:_SNIFF_BYTES]
+    encoding = detect_text_encoding(sample)
+    if encoding is None and b"\x00" in sample and detect_text_encoding(sample.replace(b"\x00", b"")):
         raise UnsupportedDocument("The file contains NUL bytes, so it is not plain text (a UTF-16 text file "
                                   "needs its byte-order mark); save it as UTF-8.")
     if encoding is None:

@@ -13,7 +13,7 @@ from .models import Knowledgebase
 from .retrieval import search
 from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
 from .services import schedule_processing
-from .uploads import check_upload
+from .uploads import check_upload, safe_file_name
 
 
 class KnowledgebaseViewSet(AccountResourceViewSet):
@@ -73,7 +73,8 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
             handle = document.file.open("rb")
         except FileNotFoundError:
             raise exceptions.NotFound("The stored file of this document is missing.")
-        return FileResponse(handle, as_attachment=True, filename=document.name, content_type=document.content_type)
+        return FileResponse(handle, as_attachment=True, filename=safe_file_name(document.name),
+                            content_type=document.content_type)
 
     @extend_schema(request=SearchRequestSerializer, responses=SearchHitSerializer(many=True))
     @action(detail=False, methods=["post"])
