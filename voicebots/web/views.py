@@ -6,7 +6,8 @@ from django.http import Http404
 from django.shortcuts import render
 
 from voicebots.accounts.services import account_of_user
-from voicebots.bots.models import Voicebot
+
+from .access import playground_bot
 
 
 @login_required
@@ -38,10 +39,9 @@ def healthz(request):
 @login_required
 def playground(request, bot_id):
     """Chat with a bot in the browser: tokens stream in, tool calls and passages show beside the answer."""
-    account = account_of_user(request.user)
-    bot = Voicebot.objects.filter(pk=bot_id, account=account).first() if account else None
+    bot = playground_bot(request.user, bot_id)
     if bot is None:
-        raise Http404("No such bot in your account.")
+        raise Http404("No such bot in your accounts.")
     return render(request, "web/playground.html", {
         "bot": bot, "missing_key": "" if settings.ANTHROPIC_API_KEY else "ANTHROPIC_API_KEY",
         "functions": bot.functions.all(), "documents": bot.knowledgebases.all(),
