@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from voicebots.core.rates import parse_rate
+
 from . import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -222,6 +224,11 @@ STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)
 FUNCTION_ALLOW_PRIVATE_ADDRESSES = env_bool("FUNCTION_ALLOW_PRIVATE_ADDRESSES", False)
 
+# API rate limits per account and class of endpoint, as COUNT/PERIOD in short windows (voicebots/api/rate_limits.py).
+_RATE_DEFAULTS = {"read": "300/10s", "write": "100/10s", "chat": "20/10s", "upload": "5/10s", "search": "60/10s"}
+API_RATE_LIMITS = {kind: parse_rate(f"API_RATE_LIMIT_{kind.upper()}", env(f"API_RATE_LIMIT_{kind.upper()}", default))
+                   for kind, default in _RATE_DEFAULTS.items()}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "voicebots.accounts.authentication.AccountBasicAuthentication",
@@ -234,8 +241,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.throttling.AccountRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "1200/min")},
+    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.rate_limits.EndpointClassThrottle"],
     "EXCEPTION_HANDLER": "voicebots.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -97,7 +97,11 @@ def exception_handler(exc, context):
                 response["WWW-Authenticate"] = auth_header
             else:
                 response.status_code = 403
-        if getattr(exc, "wait", None):
+        counted = getattr(context["request"], "rate_limit", None)
+        if isinstance(exc, exceptions.Throttled) and counted is not None:
+            response.data = error_body(counted.refusal())
+            response["Retry-After"] = str(counted.reset_s)
+        elif getattr(exc, "wait", None):
             response["Retry-After"] = str(int(exc.wait))
     else:
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)

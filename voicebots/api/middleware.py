@@ -37,6 +37,15 @@ class ApiRequestGuardMiddleware:
         if too_large:
             return error_response(413, too_large)
         response = self.get_response(request)
+        response = self._json_error(response)
+        counted = getattr(request, "rate_limit", None)  # set by the rate limiter (rate_limits.py)
+        if counted is not None:
+            for name, value in counted.headers().items():
+                response[name] = value
+        return response
+
+    @staticmethod
+    def _json_error(response):
         if response.status_code in _MESSAGES and not response.get("Content-Type", "").startswith(
             ("application/json", "application/xml", "text/xml", "text/event-stream")  # already the API's answer
         ):

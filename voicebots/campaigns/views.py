@@ -24,6 +24,7 @@ class CampaignViewSet(AccountResourceViewSet):
     list_key = "campaigns"
     label = "Campaign"
     parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
+    rate_classes = {"upload_contacts": "upload"}  # see api/rate_limits.py
 
     def get_queryset(self):
         return super().get_queryset().select_related("voicebot")

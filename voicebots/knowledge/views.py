@@ -23,6 +23,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
     label = "Knowledgebase"
 
     parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
+    rate_classes = {"create": "upload", "partial_update": "upload", "search": "search"}  # see api/rate_limits.py
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")
