@@ -57,6 +57,9 @@ class VoicebotForm(ApiValidatedForm):
                 current = self.initial.get(name) or ""
                 self.fields[name].widget = choice_input(values, current=str(current))
 
+    def clean_analysis(self):
+        return self.cleaned_data.get("analysis") or {}  # left empty: the defaults (a summary of each call)
+
 
 @admin.register(Voicebot)
 class VoicebotAdmin(AccountScopedAdmin):
@@ -75,6 +78,7 @@ class VoicebotAdmin(AccountScopedAdmin):
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration", "transfer_destination",
                                        "interruptions_enabled", "interruption_min_words", "backchannel_words"]}),
         ("Functions and knowledge", {"fields": ["functions", "knowledgebases"]}),
+        ("Recording and analysis", {"fields": ["record_calls", "analysis"]}),
         ("Plivo", {"fields": ["inbound_call_url", "websocket_url"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
