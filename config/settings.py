@@ -274,18 +274,20 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.rate_limits.EndpointClassThrottle"],
     "EXCEPTION_HANDLER": "voicebots.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "voicebots.api.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voicebots API",
-    "DESCRIPTION": "Voice bots, functions and knowledge for AI phone agents on Plivo.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Errors, api_id and rate-limit headers of every operation (the info description is written there too).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "voicebots.api.openapi_hooks.describe_shared_answers"],
 }
 
 LOGIN_URL = "admin:login"

@@ -90,3 +90,13 @@ def test_calling_windows_are_typed_per_weekday_in_the_browser(signed_in, live_se
     assert Campaign.objects.get().calling_windows == {"mon": [["09:00", "12:00"], ["14:00", "17:00"]],
                                                       "fri": [["10:00", "16:00"]]}
     assert page.console_errors == []
+
+
+def test_the_api_docs_page_shows_every_resource(page, live_server):
+    page.goto(f"{live_server.url}/api/docs")
+    page.wait_for_selector(".opblock-tag-section", timeout=20_000)
+    tags = page.locator(".opblock-tag").all_text_contents()
+    for resource in ("Voicebot", "Function", "Knowledgebase", "Call", "Campaign", "Number", "Webhook", "Account"):
+        assert any(tag.strip().startswith(resource) for tag in tags), (resource, tags)
+    assert "Rate limits" in page.text_content(".information-container")
+    assert page.console_errors == []

@@ -29,6 +29,8 @@ class CallSerializer(serializers.ModelSerializer):
     # Plivo's names for the numbers.
     to = serializers.CharField(source="to_number", read_only=True)
     from_ = serializers.CharField(source="from_number", read_only=True)
+    variables = serializers.DictField(child=serializers.CharField(), read_only=True,
+                                      help_text="The values the bot's {{placeholders}} were filled with.")
 
     class Meta:
         model = Call
@@ -37,10 +39,10 @@ class CallSerializer(serializers.ModelSerializer):
                   "created_at", "updated_at"]
         read_only_fields = fields
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["from"] = data.pop("from_")
-        return data
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword, so declared as from_ (documented as from)
+        return fields
 
 
 class CallDetailSerializer(CallSerializer):
@@ -64,6 +66,8 @@ class E164Field(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "object", "description": "Values of the bot's {{placeholders}}, by name.",
+                     "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}})
 class VariablesField(serializers.DictField):
     """{"name": value}: names usable as {{name}}, values strings, numbers or booleans (stored as text)."""
 

@@ -1,5 +1,8 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from voicebots.api.errors import Conflict
@@ -19,11 +22,22 @@ class CallViewSet(AccountResourceViewSet):
     serializer_class = CallSerializer
     list_key = "calls"
     label = "Call"
+    error_statuses = {"create": (409, 502), "destroy": (409, 502)}  # Plivo's answers; see api/openapi_hooks.py
 
     def get_queryset(self):
         calls = super().get_queryset()
-        bot = self.request.query_params.get("voicebot_id")
-        return calls.filter(voicebot_id=bot) if bot else calls
+        bot = self.request.query_params.get("voicebot_id") if self.action == "list" else None
+        if not bot:
+            return calls
+        try:
+            return calls.filter(voicebot_id=uuid.UUID(bot))
+        except ValueError:
+            raise exceptions.ValidationError({"voicebot_id": ["Must be a voicebot id (a UUID)."]})
+
+    @extend_schema(parameters=[OpenApiParameter("voicebot_id", OpenApiTypes.UUID,
+                                                description="Only the calls of this bot.")])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
         call = self.get_object()

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -10,7 +10,7 @@ from voicebots.api.views import AccountResourceViewSet
 
 from . import clock, services
 from .contacts_csv import CsvFileError
-from .models import Campaign
+from .models import Campaign, Contact
 from .serializers import CampaignSerializer, ContactSerializer
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
@@ -25,6 +25,9 @@ class CampaignViewSet(AccountResourceViewSet):
     label = "Campaign"
     parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
     rate_classes = {"upload_contacts": "upload"}  # see api/rate_limits.py
+    list_keys = {"contacts": "contacts"}  # see api/schema.py
+    error_statuses = {action: (409,) for action in ("partial_update", "destroy", "schedule", "pause", "resume",
+                                                    "cancel", "upload_contacts")}  # see api/openapi_hooks.py
 
     def get_queryset(self):
         return super().get_queryset().select_related("voicebot")
@@ -56,18 +59,23 @@ class CampaignViewSet(AccountResourceViewSet):
 
     @extend_schema(request=None)
     def pause(self, request, *args, **kwargs):
+        """Stop dialing; calls in progress finish."""
         return self._transition(services.pause)
 
     @extend_schema(request=None)
     def resume(self, request, *args, **kwargs):
+        """Dial again after a pause."""
         return self._transition(services.resume)
 
     @extend_schema(request=None)
     def cancel(self, request, *args, **kwargs):
+        """End the campaign for good; contacts not yet called are skipped."""
         return self._transition(services.cancel)
 
-    @extend_schema(responses=ContactSerializer(many=True))
+    @extend_schema(responses=ContactSerializer(many=True), parameters=[
+        OpenApiParameter("state", str, enum=Contact.State.values, description="Only contacts in this state.")])
     def contacts(self, request, *args, **kwargs):
+        """The campaign's contacts in CSV order, a page at a time; `state` filters them."""
         campaign = self.get_object()
         contacts = campaign.contacts.order_by("line_number", "created_at")
         state = request.query_params.get("state")

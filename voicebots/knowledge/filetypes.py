@@ -14,6 +14,7 @@ HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
 
+CONTENT_TYPES = (PDF, DOCX, HTML, MARKDOWN, TEXT)
 SUPPORTED_DESCRIPTION = "PDF, DOCX, Markdown, plain text or HTML"
 _MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}

@@ -1,7 +1,8 @@
 from django.db import transaction
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -9,6 +10,7 @@ from rest_framework.response import Response
 from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
 
+from . import filetypes
 from .models import Knowledgebase
 from .retrieval import search
 from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
@@ -24,12 +26,15 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
 
     parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
     rate_classes = {"create": "upload", "partial_update": "upload", "search": "search"}  # see api/rate_limits.py
+    error_statuses = {"create": (409,), "partial_update": (409,)}  # the same file twice; see api/openapi_hooks.py
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
     def create(self, request, *args, **kwargs):
+        """Upload a document (multipart `file`: PDF, DOCX, Markdown, plain text or HTML, recognised by content).
+        It is processed in the background: `status` goes from `processing` to `ready` or `failed`."""
         checked = check_upload(request, request.account)
         with transaction.atomic():
             document = Knowledgebase(
@@ -43,6 +48,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
     def partial_update(self, request, *args, **kwargs):
+        """Replace the document's file (multipart `file`); it is processed again. Answers 204 with no body."""
         document = self.get_object()
         checked = check_upload(request, request.account, replacing=document)
         with transaction.atomic():
@@ -66,9 +72,10 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         transaction.on_commit(lambda: document.file.storage.delete(stored))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(responses={(200, *filetypes.CONTENT_TYPES): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, *args, **kwargs):
+        """The original file as uploaded."""
         document = self.get_object()
         try:
             handle = document.file.open("rb")
@@ -77,7 +84,10 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         return FileResponse(handle, as_attachment=True, filename=safe_file_name(document.name),
                             content_type=document.content_type)
 
-    @extend_schema(request=SearchRequestSerializer, responses=SearchHitSerializer(many=True))
+    @extend_schema(request=SearchRequestSerializer, responses=inline_serializer("SearchResults", {
+        "results": SearchHitSerializer(many=True),
+        "timings_ms": serializers.DictField(child=serializers.FloatField(), help_text="embed_ms, query_ms, total_ms"),
+    }))
     @action(detail=False, methods=["post"])
     def search(self, request, *args, **kwargs):
         """What a bot would find: hybrid search over the account's (or the given) documents."""
