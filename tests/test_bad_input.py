@@ -275,3 +275,15 @@ def test_file_names_lose_folders_and_invisible_characters(raw, safe):
     from voicebots.knowledge.uploads import safe_file_name
 
     assert safe_file_name(raw) == safe
+
+
+def test_a_nul_character_in_the_query_is_a_400(api):
+    bot = api.post("Voicebot/", {"name": "Bot"}).json()
+    campaign = api.post("Campaign/", {"name": "C", "voicebot_id": bot["id"], "caller_ids": ["+14155550100"],
+                                      "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2025-12-31T00:00:00Z"}).json()
+    for path in (f"Campaign/{campaign['id']}/contacts?state=%00", "Voicebot/?limit=1%00", "Call/?voicebot_id=%00"):
+        assert "NUL" in assert_clear_error(api.get(path), 400)["error"], path
+
+
+def test_a_call_list_filtered_by_a_malformed_bot_id_is_a_400(api):
+    assert "voicebot_id" in assert_clear_error(api.get("Call/?voicebot_id=not-a-uuid"), 400)["details"]
