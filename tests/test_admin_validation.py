@@ -185,3 +185,13 @@ def test_a_superuser_cannot_run_a_campaign_with_another_accounts_bot(root, api, 
     response = root.post("/admin/campaigns/campaign/add/", campaign_form(theirs["id"], account=api.account.pk))
     assert "in this account" in errors_of(response)
     assert not Campaign.objects.exists()
+
+
+def test_a_superuser_cannot_point_a_number_at_another_accounts_bot(root, api, other_api):
+    from voicebots.numbers.models import NumberAssignment
+
+    theirs = other_api.post("Voicebot/", {"name": "Theirs"}).json()
+    response = root.post("/admin/numbers/numberassignment/add/", {
+        "account": api.account.pk, "number": "+14155550100", "voicebot": theirs["id"]})
+    assert "in this account" in errors_of(response)
+    assert not NumberAssignment.objects.exists()
