@@ -4,7 +4,8 @@ Daphne parses HTTP with Twisted, whose HTTPChannel takes lines of up to 16 KB an
 Past those limits Twisted drops the connection without a word (a long URL or header line) or answers a bare
 `400` with an empty body. This channel answers `414 URI Too Long` for a request line past the limit,
 `431 Request Header Fields Too Large` for headers past theirs, and a JSON body in the API's error shape for
-those and for any other request Twisted cannot parse. It then reads and drops what the client still sends
+those and for any other request Twisted cannot parse. It also leaves form bodies to the app: Twisted's own
+multipart parsing refused a multipart body without parts with a bare 400. It then reads and drops what the client still sends
 for a moment before closing, so that the client reads the answer instead of a connection reset.
 
 `install()` makes Daphne build its connections with this channel; config/asgi.py calls it, so every way of
@@ -45,7 +46,13 @@ class LimitedHTTPChannel(http.HTTPChannel):
         if not self._waiting_for_request_line() and line and self._receivedHeaderCount >= self.maxHeaders:
             return self._refuse(431, "Request Header Fields Too Large",
                                 f"The request has too many headers: at most {self.maxHeaders}.")
-        return super().lineReceived(line)
+        starting = self._waiting_for_request_line()
+        result = super().lineReceived(line)
+        if starting and self.requests:
+            # The app parses request bodies itself. Twisted would parse form bodies first, to no use (a 20 MB
+            # upload twice), and refuse some the app takes: a multipart body without parts got a bare 400.
+            self.requests[-1]._parsePOSTFormSubmission = False
+        return result
 
     def _respondToBadRequestAndDisconnect(self):
         self._refuse(400, "Bad Request", "The request is not valid HTTP/1.1.")

@@ -66,3 +66,24 @@ def test_an_empty_multipart_body_over_http_is_a_json_400(server, api):
                ).encode() + b"Authorization: Basic " + credentials + b"\r\n\r\n"
     status, body = status_and_body(server.raw(request))
     assert status == 400 and "file" in body["error"]
+
+
+def test_a_multipart_body_without_parts_reaches_the_app(server, api):
+    import base64
+
+    credentials = base64.b64encode(f"{api.account.auth_id}:{api.token}".encode())
+    request = (f"POST /v1/Account/{api.account.auth_id}/Knowledgebase/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 9\r\nConnection: close\r\n"
+               ).encode() + b"Authorization: Basic " + credentials + b"\r\n\r\n--xyz--\r\n"
+    status, body = status_and_body(server.raw(request))
+    assert status == 400 and "multipart field 'file'" in body["error"]
+
+
+def test_an_upload_through_daphne_is_read_by_the_app(server, api):
+    import httpx
+
+    with httpx.Client(auth=(api.account.auth_id, api.token), timeout=30) as http:
+        response = http.post(f"{server.url}/v1/Account/{api.account.auth_id}/Knowledgebase/",
+                             files={"file": ("hours.md", b"# Hours\n\nWe open at nine.")})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "hours.md" and response.headers["X-RateLimit-Limit"]
