@@ -59,7 +59,7 @@ def test_bot_settings_offer_the_apis_choices_in_the_browser(signed_in, live_serv
     page = signed_in
     page.goto(f"{live_server.url}/admin/bots/voicebot/add/")
     page.fill("#id_name", "Front desk")
-    page.select_option("#id_llm_model", "claude-sonnet-5-5")
+    page.fill("#id_llm_model", "claude-sonnet-5-5")
     page.select_option("#id_tts_provider", "deepgram")
     page.fill("#id_tts_voice", "not-a-voice")
     page.select_option("#id_stt_language", "fr")

@@ -81,9 +81,11 @@ def test_admin_accepts_and_canonicalises_what_the_api_accepts(staffer, api):
 
 def test_the_bot_form_offers_choices_where_the_api_has_them(staffer):
     page = staffer.get("/admin/bots/voicebot/add/").content.decode()
-    for select in ("llm_provider", "llm_model", "tts_provider", "stt_provider", "stt_language"):
+    for select in ("llm_provider", "tts_provider", "stt_provider", "stt_language"):
         assert f'<select name="{select}"' in page, select
-    assert '<option value="claude-sonnet-5-5">' in page and '<option value="fr">' in page
+    assert '<option value="openai">' in page and '<option value="fr">' in page
+    # Providers that take any id get suggestions, not a list.
+    assert 'list="llm_model_choices"' in page and '<option value="claude-sonnet-5-5">' in page
     assert 'list="tts_voice_choices"' in page and '<option value="asteria">' in page
 
 

@@ -7,7 +7,10 @@ from django.utils.html import format_html
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
 from voicebots.api.admin_forms import ApiValidatedForm
 
-from . import catalog, public_urls
+from voicebots.vendors import choices
+from voicebots.vendors.registry import LLM, STT, TTS, names
+
+from . import public_urls
 from .models import Voicebot
 from .serializers import VoicebotSerializer
 
@@ -33,7 +36,9 @@ def choice_input(choices, *, current: str = "") -> forms.Select:
 
 
 class VoicebotForm(ApiValidatedForm):
-    """The API's VoicebotSerializer decides what is valid; the widgets offer the API's choices."""
+    """The API's VoicebotSerializer (the vendor registry) decides what is valid; the widgets offer its choices:
+    lists where a provider takes only some values, suggestions where it takes any id (OpenAI-compatible
+    models, Cartesia voices)."""
 
     serializer_class = VoicebotSerializer
     backchannel_words = SimpleArrayField(
@@ -43,16 +48,17 @@ class VoicebotForm(ApiValidatedForm):
     class Meta:
         model = Voicebot
         fields = "__all__"
-        widgets = {"tts_voice": DatalistInput(catalog.DEEPGRAM_AURA_VOICES)}
+        widgets = {"tts_voice": DatalistInput(choices.DEEPGRAM_AURA_VOICES),
+                   "llm_model": DatalistInput(choices.ANTHROPIC_MODELS)}
         help_texts = {"tts_voice": "A Cartesia voice id, or a Deepgram Aura voice ("
-                                   + catalog.one_of(catalog.DEEPGRAM_AURA_VOICES) + ")."}
+                                   + choices.one_of(choices.DEEPGRAM_AURA_VOICES) + ").",
+                      "llm_model": "An Anthropic model (suggested), or the model id of an OpenAI-compatible server."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = {"llm_provider": catalog.LLM_PROVIDERS, "llm_model": catalog.ANTHROPIC_MODELS,
-                   "tts_provider": catalog.TTS_PROVIDERS, "stt_provider": catalog.STT_PROVIDERS,
-                   "stt_language": catalog.STT_LANGUAGES}
-        for name, values in choices.items():
+        lists = {"llm_provider": names(LLM), "tts_provider": names(TTS), "stt_provider": names(STT),
+                 "stt_language": choices.DEEPGRAM_LANGUAGES}
+        for name, values in lists.items():
             if name in self.fields:
                 current = self.initial.get(name) or ""
                 self.fields[name].widget = choice_input(values, current=str(current))

@@ -9,13 +9,19 @@ from rest_framework.response import Response
 
 from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
+from voicebots.vendors.registry import ProviderUnavailable
 
 from . import filetypes
+from .embeddings import EmbeddingError
 from .models import Knowledgebase
 from .retrieval import search
 from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
 from .services import schedule_processing
 from .uploads import check_upload, safe_file_name
+
+
+class EmbeddingUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
 class KnowledgebaseViewSet(AccountResourceViewSet):
@@ -26,7 +32,8 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
 
     parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
     rate_classes = {"create": "upload", "partial_update": "upload", "search": "search"}  # see api/rate_limits.py
-    error_statuses = {"create": (409,), "partial_update": (409,)}  # the same file twice; see api/openapi_hooks.py
+    # The same file twice (409); the embedding provider unavailable (503). See api/openapi_hooks.py.
+    error_statuses = {"create": (409,), "partial_update": (409,), "search": (503,)}
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")
@@ -96,7 +103,10 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         document_ids = query.validated_data.get("knowledgebase_ids") or list(
             self.get_queryset().values_list("id", flat=True)
         )
-        result = search(request.account.pk, query.validated_data["query"], document_ids,
-                        top_k=query.validated_data["top_k"])
+        try:
+            result = search(request.account.pk, query.validated_data["query"], document_ids,
+                            top_k=query.validated_data["top_k"])
+        except (EmbeddingError, ProviderUnavailable) as error:  # the embedding provider, not the request
+            raise EmbeddingUnavailable(f"The question could not be embedded: {error.message}") from error
         return Response({"results": SearchHitSerializer(result.hits, many=True).data,
                          "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}})

@@ -1,17 +1,16 @@
-"""Who may try a bot in the chat playground.
-
-Members try the bots of every account they belong to. Superusers, the platform's own staff, may try any
-bot (to help a customer); the conversation is then kept in the bot's account, as if a member had it.
-Every member is Django "staff" so that they can use the admin, so staff alone grants nothing here.
-"""
+"""Which bots a signed-in user may use in the browser pages (playgrounds)."""
 from __future__ import annotations
 
 from voicebots.accounts.services import accounts_of_user
 from voicebots.bots.models import Voicebot
 
 
-def playground_bot(user, bot_id) -> Voicebot | None:
-    """The bot `user` may open in the playground, or None (shown as a 404: unknown and foreign look alike)."""
+def bot_for_user(user, bot_id) -> Voicebot | None:
+    """The bot, if `user` is a member of its account or a superuser; None otherwise (as if it did not exist).
+
+    Superusers stand for "staff" here: every member is `is_staff` (that is what opens the admin to them), so
+    `is_staff` says nothing about other accounts.
+    """
     if user is None or not user.is_authenticated:
         return None
     bots = Voicebot.objects.select_related("account")

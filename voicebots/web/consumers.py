@@ -14,12 +14,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from voicebots.chats.events import EmittingSink
 from voicebots.chats.models import ChatSession
-from voicebots.chats.runtime import MissingProviderKey, language_model
+from voicebots.chats.runtime import ProviderUnavailable, language_model
 from voicebots.chats.services import SessionNotFound, chat_turn
 from voicebots.chats.views import turn_summary
 from voicebots.conversation import LLMError
 
-from .access import playground_bot
+from .access import bot_for_user
 
 MAX_MESSAGE_CHARS = 8000
 
@@ -31,7 +31,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.bot = await sync_to_async(playground_bot)(user, self.scope["url_route"]["kwargs"]["bot_id"])
+        self.bot = await sync_to_async(bot_for_user)(user, self.scope["url_route"]["kwargs"]["bot_id"])
         if self.bot is None:
             await self.close(code=4404)
             return
@@ -40,8 +40,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         self.turn: asyncio.Task | None = None
         await self.accept()
         try:
-            language_model()
-        except MissingProviderKey as error:
+            language_model(self.bot.llm_provider)
+        except ProviderUnavailable as error:
             await self.send_json({"type": "error", "error": error.message})
 
     @classmethod
@@ -76,7 +76,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             session, result = await chat_turn(self.account, self.bot.id, text, session_id=self.session_id,
                                               channel=ChatSession.Channel.PLAYGROUND,
                                               sink=EmittingSink(self.send_json))
-        except (MissingProviderKey, LLMError) as error:
+        except (ProviderUnavailable, LLMError) as error:
             await self.send_json({"type": "error", "error": error.message})
             return
         except SessionNotFound:
