@@ -228,7 +228,8 @@ class TestDeepJsonOnSockets:
         await sync_to_async(client.login)(username="player", password="a-long-password-123")
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
         socket = WebsocketCommunicator(application, f"/ws/playground/{bot.json()['id']}/",
-                                       headers=[(b"cookie", cookie), (b"host", b"testserver")])
+                                       headers=[(b"cookie", cookie), (b"host", b"testserver"),
+                                              (b"origin", b"http://127.0.0.1:8000")])
         assert (await socket.connect())[0]
         for junk in (self.DEEP, "not json"):
             await socket.send_to(text_data=junk)

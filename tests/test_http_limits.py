@@ -53,8 +53,8 @@ def test_a_malformed_request_is_a_json_400(server):
 
 
 def test_ordinary_requests_are_served_as_before(server):
-    response = server.raw(b"GET /favicon.ico HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 204")
+    response = server.raw(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200") and response.endswith(b'{"status": "ok"}')
 
 
 def test_an_empty_multipart_body_over_http_is_a_json_400(server, api):

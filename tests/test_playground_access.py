@@ -63,7 +63,8 @@ class TestPlaygroundSocket:
         await sync_to_async(client.login)(username=username, password=PASSWORD)
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
         return WebsocketCommunicator(application, f"/ws/playground/{bot_id}/",
-                                     headers=[(b"cookie", cookie), (b"host", b"testserver")])
+                                     headers=[(b"cookie", cookie), (b"host", b"testserver"),
+                                              (b"origin", b"http://127.0.0.1:8000")])
 
     async def test_a_superuser_chats_with_another_accounts_bot_in_that_account(self, client, api, other_api,
                                                                                fake_anthropic):
