@@ -4,9 +4,10 @@ Daphne parses HTTP with Twisted, whose HTTPChannel takes lines of up to 16 KB an
 Past those limits Twisted drops the connection without a word (a long URL or header line) or answers a bare
 `400` with an empty body. This channel answers `414 URI Too Long` for a request line past the limit,
 `431 Request Header Fields Too Large` for headers past theirs, and a JSON body in the API's error shape for
-those and for any other request Twisted cannot parse. It also leaves form bodies to the app: Twisted's own
-multipart parsing refused a multipart body without parts with a bare 400. It then reads and drops what the client still sends
-for a moment before closing, so that the client reads the answer instead of a connection reset.
+those and for any other request Twisted cannot parse. After such an answer it reads and drops what the
+client still sends for a moment before closing, so that the client reads the answer instead of a connection
+reset. It also leaves form bodies to the app: Twisted's own multipart parsing refused a multipart body
+without parts with a bare 400.
 
 `install()` makes Daphne build its connections with this channel; config/asgi.py calls it, so every way of
 starting Daphne with the app (`manage.py run`, the Procfile) gets it.

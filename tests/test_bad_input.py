@@ -149,7 +149,8 @@ def processed_upload(api, django_capture_on_commit_callbacks):
 
 @pytest.mark.parametrize("content", [
     # NUL-padded records (every other byte NUL for a while) followed by ordinary text
-    "Record one, the header of this file. ".encode("utf-16-le") * 3 + b"We open at nine. Parking is free behind the building.\n" * 3,
+    "Record one, the header of this file. ".encode("utf-16-le") * 3
+    + b"We open at nine. Parking is free behind the building.\n" * 3,
     b"Opening hours\n\nWe open at nine.\x00\x00 Parking is free.\n" * 4,
 ])
 def test_a_text_file_with_nul_bytes_is_not_read_as_utf16(api, processed_upload, content):

@@ -10,8 +10,9 @@ import pytest
 from voicebots.accounts.services import create_member
 
 ROOT = Path(__file__).resolve().parent.parent
-SECURITY_VARIABLES = ("DEBUG", "PUBLIC_BASE_URL", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
-                      "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+SECURITY_VARIABLES = ("DEBUG", "PUBLIC_BASE_URL", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+                      "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE",
+                      "CSRF_COOKIE_SECURE")
 
 
 def settings_in_a_fresh_process(environment: dict, *names: str) -> list[str]:

@@ -142,7 +142,8 @@ class AccountBasicAuthenticationScheme(OpenApiAuthenticationExtension):
     name = "accountBasic"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "basic", "description": "auth_id as the user name, auth_token as the password."}
+        return {"type": "http", "scheme": "basic",
+                "description": "auth_id as the user name, auth_token as the password."}
 
 
 class SettingsGroupFieldExtension(OpenApiSerializerFieldExtension):

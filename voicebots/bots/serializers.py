@@ -163,10 +163,10 @@ class VoicebotSerializer(StrictModelSerializer):
     class Meta:
         model = Voicebot
         fields = [
-            "id", "name", "prompt", "prompt_length", "prompt_truncated", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
-            "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
-            "backchannel_words", "knowledgebase_ids", "function_ids", "analysis", "websocket_url", "inbound_call_url",
-            "created_at", "updated_at",
+            "id", "name", "prompt", "prompt_length", "prompt_truncated", "welcome_message", "answer_llm", "tts",
+            "stt", "callTimeout", "max_call_duration", "transfer_destination", "interruptions_enabled",
+            "interruption_min_words", "backchannel_words", "knowledgebase_ids", "function_ids", "analysis",
+            "websocket_url", "inbound_call_url", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
         extra_kwargs = {"welcome_message": {"required": False}}

@@ -53,7 +53,7 @@ def is_first_delivery(request, account) -> bool:
 
 
 def signed_by_plivo(resolve, label: str):
-    """A view decorator: resolve the object the URL names (None: 404); refuse requests Plivo did not sign and replays."""
+    """A view decorator: resolve the object the URL names (None: 404); refuse unsigned requests and replays."""
     def decorate(view):
         @csrf_exempt
         @require_POST
