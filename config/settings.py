@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from voicebots.core.rates import parse_rate
+
 from . import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,7 +41,8 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: `make run`, the development run, asks for it (DEBUG=true unless set; see the Makefile).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
 
 # The https URL Plivo (and browsers) reach this app at. Absolute URLs handed out by the API
@@ -50,9 +53,29 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"127.0.0.1,localhost,{_public_host}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)
 
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto/Host so request URLs are the public ones.
-if env_bool("TRUST_PROXY_HEADERS", False):
+TRUST_PROXY_HEADERS = env_bool("TRUST_PROXY_HEADERS", False)
+if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# HTTPS protections follow the public URL: served over https (production), plain http is redirected, cookies
+# are https-only and browsers are told to stay on https (HSTS). Each can be set on its own.
+_HTTPS = PUBLIC_BASE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _HTTPS)
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if _HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading asks browsers to hard-code https for the whole registrable domain: the domain's owner decides that
+# (README), so `check --deploy` does not nag about leaving it off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# A load balancer's health checks reach the app directly, without TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Admin sign-in: after this many failures for one user name from one address, that pair waits this long.
+ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "5"))
+ADMIN_LOGIN_LOCKOUT_SECONDS = int(env("ADMIN_LOGIN_LOCKOUT_SECONDS", "900"))
 
 INSTALLED_APPS = [
     "daphne",
@@ -81,6 +104,7 @@ INSTALLED_APPS = [
     "voicebots.analysis",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.vendors",
     "voicebots.recordings",
     "voicebots.console",
 ]
@@ -234,12 +258,39 @@ DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
+# Any OpenAI-compatible chat server (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp) for bots whose
+# answer_llm.provider is `openai`. A server on another host than api.openai.com may need no key.
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+OPENAI_MODEL = env("OPENAI_MODEL") or "gpt-4.1-mini"  # for such bots that name no model
+
+# Knowledge embeddings: `minilm` (local, the default) or `openai` (an OpenAI-compatible /v1/embeddings,
+# whose base URL and key default to OPENAI_BASE_URL and OPENAI_API_KEY). Vectors must have 384 dimensions:
+# EMBEDDING_SEND_DIMENSIONS asks the model for them. After a change, `manage.py reembed`.
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER") or "minilm"
+EMBEDDING_THREADS = int(env("EMBEDDING_THREADS") or "2")  # of the local model
+EMBEDDING_MODEL = env("EMBEDDING_MODEL") or "text-embedding-3-small"
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+EMBEDDING_SEND_DIMENSIONS = env_bool("EMBEDDING_SEND_DIMENSIONS", True)
+EMBEDDING_BATCH_SIZE = int(env("EMBEDDING_BATCH_SIZE") or "64")  # texts per request
+EMBEDDING_CONCURRENCY = int(env("EMBEDDING_CONCURRENCY") or "4")  # requests at a time
+EMBEDDING_TIMEOUT_S = float(env("EMBEDDING_TIMEOUT_S") or "10")
+EMBEDDING_MAX_RETRIES = int(env("EMBEDDING_MAX_RETRIES") or "3")
 PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
+# How long a signed Plivo request's nonce is remembered so that a replay of the request is refused.
+PLIVO_NONCE_TTL = int(env("PLIVO_NONCE_TTL", str(24 * 3600)))
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
+
+# Browser calls (the voice playground): how many may run at once per account, the longest one (seconds; the
+# bot's own max_call_duration applies if shorter), and how long a socket may go without sending audio.
+BROWSER_CALLS_PER_ACCOUNT = int(env("BROWSER_CALLS_PER_ACCOUNT", "5"))
+BROWSER_CALL_MAX_SECONDS = int(env("BROWSER_CALL_MAX_SECONDS", "600"))
+BROWSER_CALL_IDLE_SECONDS = int(env("BROWSER_CALL_IDLE_SECONDS", "10"))
 
 # Function calls (webhooks): plain http handlers only for local development, and private,
 # loopback and link-local targets refused unless explicitly allowed.
@@ -262,11 +313,17 @@ WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 # Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).
 WEBHOOK_LOG_RETENTION_DAYS = int(env("WEBHOOK_LOG_RETENTION_DAYS", "30"))
 
-# Post-call analysis: the model (default: the bot's own Anthropic model), its time limit, and the waits
+# Post-call analysis: the model (default: the bot's own provider and model), its time limit, and the waits
 # between tries while the model fails (then the analysis is failed).
+ANALYSIS_LLM_PROVIDER = env("ANALYSIS_LLM_PROVIDER")  # unset: each bot's own provider
 ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
 ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
 ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]
+
+# API rate limits per account and class of endpoint, as COUNT/PERIOD in short windows (voicebots/api/rate_limits.py).
+_RATE_DEFAULTS = {"read": "300/10s", "write": "100/10s", "chat": "20/10s", "upload": "5/10s", "search": "60/10s"}
+API_RATE_LIMITS = {kind: parse_rate(f"API_RATE_LIMIT_{kind.upper()}", env(f"API_RATE_LIMIT_{kind.upper()}", default))
+                   for kind, default in _RATE_DEFAULTS.items()}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -276,25 +333,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["voicebots.accounts.authentication.IsAccountOnPath"],
     "DEFAULT_RENDERER_CLASSES": ["voicebots.api.rendering.ApiJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "voicebots.api.parsers.SafeJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.throttling.AccountRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "1200/min")},
+    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.rate_limits.EndpointClassThrottle"],
     "EXCEPTION_HANDLER": "voicebots.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "voicebots.api.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voicebots API",
-    "DESCRIPTION": "Voice bots, functions and knowledge for AI phone agents on Plivo.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Errors, api_id and rate-limit headers of every operation (the info description is written there too).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "voicebots.api.openapi_hooks.describe_shared_answers"],
 }
 
 LOGIN_URL = "admin:login"

@@ -7,49 +7,54 @@ from voicebots.api.serializers import StrictModelSerializer, StrictSerializer
 from voicebots.functions.models import Function
 from voicebots.knowledge.models import Knowledgebase
 
-from . import catalog, public_urls
+from voicebots.vendors import registry
+from voicebots.vendors.choices import InvalidOption
+
+from . import public_urls
 from .models import Voicebot, validate_transfer_destination
 
 
-def _choice(choices, what: str) -> serializers.ChoiceField:
-    return serializers.ChoiceField(
-        choices=choices,
-        error_messages={"invalid_choice": f"\"{{input}}\" is not a supported {what}; supported: {catalog.one_of(choices)}."},
-    )
+class _VendorChoice(StrictSerializer):
+    """A provider and its option (a model, voice or language), validated by the vendor registry: an unknown
+    provider is refused naming the supported ones; an option the provider does not take, naming what it takes;
+    a missing option is the provider's default, if it has one."""
 
-
-class LLMSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.LLM_PROVIDERS, "provider")
-    model = serializers.CharField(required=False, default=catalog.DEFAULT_LLM_MODEL)
-
-    def validate_model(self, value):
-        model = catalog.canonical_model(value)
-        if model is None:
-            raise serializers.ValidationError(
-                f"Unknown model '{value}'; use one of {catalog.one_of(catalog.ANTHROPIC_MODELS)} "
-                f"(legacy names such as 'claude 3.5 haiku' are accepted too)."
-            )
-        return model
-
-
-class TTSSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.TTS_PROVIDERS, "provider")
-    voice = serializers.CharField(max_length=100)
+    kind = ""
+    option = ""
 
     def validate(self, attrs):
-        if attrs["provider"] == "deepgram":
-            voice = catalog.canonical_aura_voice(attrs["voice"])
-            if voice is None:
-                raise serializers.ValidationError(
-                    {"voice": [f"Unknown Deepgram Aura voice; use one of {catalog.one_of(catalog.DEEPGRAM_AURA_VOICES)}."]}
-                )
-            attrs["voice"] = voice
-        return attrs
+        try:
+            provider, option = registry.validate(self.kind, attrs["provider"], attrs.get(self.option))
+        except registry.UnknownProvider as error:
+            raise serializers.ValidationError({"provider": [error.message]})
+        except InvalidOption as error:
+            raise serializers.ValidationError({self.option: [error.message]})
+        return {"provider": provider, self.option: option}
 
 
-class STTSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.STT_PROVIDERS, "provider")
-    language = _choice(catalog.STT_LANGUAGES, "language")
+class LLMSettingsSerializer(_VendorChoice):
+    kind, option = registry.LLM, "model"
+    provider = serializers.CharField(max_length=32)
+    model = serializers.CharField(required=False, max_length=100)
+
+
+class TTSSettingsSerializer(_VendorChoice):
+    kind, option = registry.TTS, "voice"
+    provider = serializers.CharField(max_length=32)
+    voice = serializers.CharField(max_length=100)
+
+
+class STTSettingsSerializer(_VendorChoice):
+    kind, option = registry.STT, "language"
+    provider = serializers.CharField(max_length=32)
+    language = serializers.CharField(required=False, max_length=8)
+
+
+def _same_provider(kind: str, name, current: str) -> bool:
+    try:
+        return registry.get(kind, name).name == current
+    except registry.UnknownProvider:
+        return False
 
 
 class BackchannelWordsField(serializers.ListField):
@@ -86,10 +91,62 @@ class OwnedIdsField(serializers.ListField):
         return [str(obj.pk) for obj in manager.all()]
 
 
+class SettingsGroupField(serializers.Field):
+    """A settings object of the API (`answer_llm`, `tts`, `stt`) kept as columns of the bot.
+
+    Validated by its own serializer (the vendor registry's rules); on PATCH a key left out keeps its current
+    value, unless the provider changes: a new provider starts from its own defaults.
+    """
+
+    def __init__(self, group_serializer, columns: dict[str, str], **kwargs):
+        self.group_serializer, self.columns = group_serializer, columns
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, bot) -> dict:
+        return {key: getattr(bot, column) for key, column in self.columns.items()}
+
+    def to_internal_value(self, data) -> dict:
+        instance = self.parent.instance
+        if isinstance(data, dict) and instance is not None:
+            current = self.to_representation(instance)
+            if _same_provider(self.group_serializer.kind, data.get("provider", current["provider"]),
+                              current["provider"]):
+                data = {**current, **data}
+        group = self.group_serializer(data=data)
+        if not group.is_valid():
+            raise serializers.ValidationError(group.errors)
+        return {column: group.validated_data[key] for key, column in self.columns.items()}
+
+
+LIST_PROMPT_CHARS = 500  # lists show the start of each prompt; a bot's own GET gives all of it
+
+
+class PromptField(serializers.CharField):
+    """The bot's prompt: whole in a bot's details, its first LIST_PROMPT_CHARS characters in lists."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def get_attribute(self, bot):
+        if self.context.get("summary"):
+            start = getattr(bot, "prompt_start", None)  # the list's query reads only the start (VoicebotViewSet)
+            return start if start is not None else bot.prompt[:LIST_PROMPT_CHARS]
+        return bot.prompt
+
+
+def prompt_length(bot) -> int:
+    chars = getattr(bot, "prompt_chars", None)
+    return chars if chars is not None else len(bot.prompt)
+
+
 class VoicebotSerializer(StrictModelSerializer):
-    answer_llm = serializers.SerializerMethodField()
-    tts = serializers.SerializerMethodField()
-    stt = serializers.SerializerMethodField()
+    prompt = PromptField(help_text=f"The system prompt. Lists show its first {LIST_PROMPT_CHARS} characters.")
+    prompt_length = serializers.SerializerMethodField(help_text="Characters in the whole prompt.")
+    prompt_truncated = serializers.SerializerMethodField(
+        help_text=f"True in lists when only the first {LIST_PROMPT_CHARS} characters of the prompt are shown.")
+    answer_llm = SettingsGroupField(LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"})
+    tts = SettingsGroupField(TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"})
+    stt = SettingsGroupField(STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"})
     callTimeout = serializers.IntegerField(source="call_timeout", required=False, min_value=1, max_value=3600)
     max_call_duration = serializers.IntegerField(required=False, min_value=10, max_value=4 * 3600)
     transfer_destination = serializers.CharField(required=False, allow_blank=True, max_length=255,
@@ -107,57 +164,25 @@ class VoicebotSerializer(StrictModelSerializer):
     class Meta:
         model = Voicebot
         fields = [
-            "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
-            "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
-            "backchannel_words", "record_calls", "knowledgebase_ids", "function_ids", "analysis", "websocket_url",
-            "inbound_call_url", "created_at", "updated_at",
+            "id", "name", "prompt", "prompt_length", "prompt_truncated", "welcome_message", "answer_llm", "tts",
+            "stt", "callTimeout", "max_call_duration", "transfer_destination", "interruptions_enabled",
+            "interruption_min_words", "backchannel_words", "record_calls", "knowledgebase_ids", "function_ids",
+            "analysis", "websocket_url", "inbound_call_url", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
-        extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}
+        extra_kwargs = {"welcome_message": {"required": False}}
 
-    # The three settings groups are objects in the API and columns in the database.
-    _groups = {
-        "answer_llm": (LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"}),
-        "tts": (TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"}),
-        "stt": (STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"}),
-    }
+    def get_prompt_length(self, obj) -> int:
+        return prompt_length(obj)
 
-    def _group(self, obj, name) -> dict:
-        return {key: getattr(obj, column) for key, column in self._groups[name][1].items()}
-
-    def get_answer_llm(self, obj) -> dict:
-        return self._group(obj, "answer_llm")
-
-    def get_tts(self, obj) -> dict:
-        return self._group(obj, "tts")
-
-    def get_stt(self, obj) -> dict:
-        return self._group(obj, "stt")
+    def get_prompt_truncated(self, obj) -> bool:
+        return bool(self.context.get("summary")) and prompt_length(obj) > LIST_PROMPT_CHARS
 
     def get_websocket_url(self, obj) -> str:
         return public_urls.websocket_url(obj)
 
     def get_inbound_call_url(self, obj) -> str:
         return public_urls.inbound_call_url(obj)
-
-    def to_internal_value(self, data):
-        attrs = super().to_internal_value(data)
-        errors = {}
-        for name, (group_serializer, columns) in self._groups.items():
-            if name not in data:
-                continue
-            value = data[name]
-            if isinstance(value, dict) and self.instance is not None:
-                # PATCH may change one key of a group; the others keep their values.
-                value = {**self._group(self.instance, name), **value}
-            group = group_serializer(data=value)
-            if not group.is_valid():
-                errors[name] = group.errors
-                continue
-            attrs.update({column: group.validated_data[key] for key, column in columns.items()})
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
 
     def create(self, validated_data):
         functions = validated_data.pop("functions", [])

@@ -31,6 +31,8 @@ class CallSerializer(serializers.ModelSerializer):
     to = serializers.CharField(source="to_number", read_only=True)
     from_ = serializers.CharField(source="from_number", read_only=True)
     recording_url = serializers.SerializerMethodField()
+    variables = serializers.DictField(child=serializers.CharField(), read_only=True,
+                                      help_text="The values the bot's {{placeholders}} were filled with.")
 
     class Meta:
         model = Call
@@ -48,10 +50,10 @@ class CallSerializer(serializers.ModelSerializer):
             return None
         return f"{settings.PUBLIC_BASE_URL}/v1/Account/{call.account.auth_id}/Call/{call.id}/recording"
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["from"] = data.pop("from_")
-        return data
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword, so declared as from_ (documented as from)
+        return fields
 
 
 class CallDetailSerializer(CallSerializer):
@@ -75,6 +77,8 @@ class E164Field(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "object", "description": "Values of the bot's {{placeholders}}, by name.",
+                     "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}})
 class VariablesField(serializers.DictField):
     """{"name": value}: names usable as {{name}}, values strings, numbers or booleans (stored as text)."""
 

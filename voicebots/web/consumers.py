@@ -1,4 +1,4 @@
-"""The chat playground's WebSocket: a signed-in member talks to one of their account's bots.
+"""The chat playground's WebSocket: a signed-in member talks to one of their accounts' bots (see access.py).
 
 Client -> server: {"type": "message", "text": "..."} and {"type": "new"} (start a new conversation).
 Server -> client: the engine's events ({"type": "retrieval" | "first_token" | "text" | "tool_started" |
@@ -7,27 +7,21 @@ Server -> client: the engine's events ({"type": "retrieval" | "first_token" | "t
 from __future__ import annotations
 
 import asyncio
+import json
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from voicebots.accounts.services import account_of_user
-from voicebots.bots.models import Voicebot
 from voicebots.chats.events import EmittingSink
 from voicebots.chats.models import ChatSession
-from voicebots.chats.runtime import MissingProviderKey, language_model
+from voicebots.chats.runtime import ProviderUnavailable, language_model
 from voicebots.chats.services import SessionNotFound, chat_turn
 from voicebots.chats.views import turn_summary
 from voicebots.conversation import LLMError
 
+from .access import bot_for_user
+
 MAX_MESSAGE_CHARS = 8000
-
-
-def _member_bot(user, bot_id):
-    account = account_of_user(user)
-    if account is None:
-        return None, None
-    return account, Voicebot.objects.filter(pk=bot_id, account=account).first()
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
@@ -37,17 +31,25 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.account, self.bot = await sync_to_async(_member_bot)(user, self.scope["url_route"]["kwargs"]["bot_id"])
+        self.bot = await sync_to_async(bot_for_user)(user, self.scope["url_route"]["kwargs"]["bot_id"])
         if self.bot is None:
             await self.close(code=4404)
             return
+        self.account = self.bot.account  # the conversation belongs to the bot's account
         self.session_id = None
         self.turn: asyncio.Task | None = None
         await self.accept()
         try:
-            language_model()
-        except MissingProviderKey as error:
+            language_model(self.bot.llm_provider)
+        except ProviderUnavailable as error:
             await self.send_json({"type": "error", "error": error.message})
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return json.loads(text_data)
+        except (ValueError, RecursionError):  # answered as an unknown message, never a crash
+            return None
 
     async def disconnect(self, code):
         if getattr(self, "turn", None):
@@ -74,7 +76,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             session, result = await chat_turn(self.account, self.bot.id, text, session_id=self.session_id,
                                               channel=ChatSession.Channel.PLAYGROUND,
                                               sink=EmittingSink(self.send_json))
-        except (MissingProviderKey, LLMError) as error:
+        except (ProviderUnavailable, LLMError) as error:
             await self.send_json({"type": "error", "error": error.message})
             return
         except SessionNotFound:
