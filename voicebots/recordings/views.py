@@ -24,8 +24,10 @@ class CallRecordingViewSet(AccountResourceViewSet):
             raise exceptions.NotFound(f"Call {call.id} has no recording.")
         return recording
 
-    @extend_schema(responses={(200, "audio/wav"): bytes, (206, "audio/wav"): bytes,
-                              404: OpenApiResponse(description="No recording, or it was deleted.")})
+    @extend_schema(request=None, responses={
+        (200, "audio/wav"): bytes, (206, "audio/wav"): bytes,
+        416: OpenApiResponse(description="The range starts beyond the recording."),
+        404: OpenApiResponse(description="No recording, or it was deleted.")})
     def retrieve(self, request, *args, **kwargs):
         """The recording; a `Range` request gets `206` with that part."""
         recording = self._recording()
@@ -36,6 +38,9 @@ class CallRecordingViewSet(AccountResourceViewSet):
         except FileNotFoundError:
             raise exceptions.NotFound(f"The recording of call {recording.call_id} is missing from storage.")
 
+    @extend_schema(request=None, responses={
+        204: None, 404: OpenApiResponse(description="No recording, or it was deleted already."),
+        409: OpenApiResponse(description="The call is still being recorded.")})
     def destroy(self, request, *args, **kwargs):
         """Delete the recording's audio from storage."""
         recording = self._recording()
