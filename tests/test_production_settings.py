@@ -65,7 +65,10 @@ def test_a_plain_http_public_url_gets_no_https_protections():
 
 
 def test_make_run_is_the_development_mode():
-    dry_run = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # Under `make test` the inner make would print "Leaving directory" lines and inherit the outer flags.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    dry_run = subprocess.run(["make", "--no-print-directory", "-n", "run"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
     command = dry_run.stdout.strip().splitlines()[-1]
     assert "manage.py run" in command and "DEBUG=" in command and "true" in command
 
