@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Literal, Protocol, Union
 
-from voicebots.conversation.ports import ToolCallRecord
+from voicebots.conversation.ports import Passage, ToolCallRecord
 
 from .audio import AudioFormat
 
@@ -243,7 +243,9 @@ class TurnRecord:
     """One bot turn, final: what the caller said, what the caller heard back, and when things happened.
 
     `timings` holds milliseconds (see `timeline.Timeline.timings`). `error` is set when a vendor failed
-    during the turn (the bot apologised or stayed silent).
+    during the turn (the bot apologised or stayed silent). `origin` is the `time.monotonic()` moment the
+    timings count from (see `Timeline.origin`), so a recorder can place the turn on the call's clock;
+    `passages` are the knowledge excerpts the reply was written from.
     """
 
     index: int
@@ -254,6 +256,8 @@ class TurnRecord:
     timings: dict[str, float | None]
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     error: str | None = None
+    origin: float | None = None
+    passages: list[Passage] = field(default_factory=list)
 
 
 # false_interruption: the bot stopped for the caller's voice and went on (an acknowledgement, a noise).
