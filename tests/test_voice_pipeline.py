@@ -40,6 +40,7 @@ from voicebots.voice import Announcement, BaseCallObserver, CallSession, Session
 from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw, rms, silence
 from voicebots.voice.heard import history_after_greeting, history_after_reply
 from voicebots.voice.playout import Playout
+from voicebots.voice.recorded import recorded_line
 from voicebots.voice.ports import SpeechStarted, Transcript, UtteranceEnd
 from voicebots.voice.segmenter import Segmenter
 from voicebots.voice.session import DEFAULT_APOLOGY
@@ -489,7 +490,7 @@ async def test_barge_in_cancels_the_reply_clears_playback_and_keeps_only_what_wa
                                         Message.user("Seven please."), Message.assistant("Seven it is.")]
 
 
-async def test_barge_in_after_the_reply_was_sent_cuts_the_reply_in_history():
+async def test_barge_in_after_the_reply_was_sent_cuts_the_reply_in_history_to_the_words_heard():
     llm = ScriptedLLM(Reply(LONG_REPLY, gap_s=0.0), Reply(["Sure."]))
     async with running_call(llm, ["Tables tonight?", "Stop."]) as call:
         await call.caller.say(600)
@@ -497,8 +498,12 @@ async def test_barge_in_after_the_reply_was_sent_cuts_the_reply_in_history():
         assert llm.finished_at  # the whole reply was sent long ago; the caller is still hearing it
         await call.caller.say(400)
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
-        heard = "Sure, we have tables at six, seven, and eight o'clock tonight."  # two segments acknowledged
-        assert call.recorder.turns[0].bot_text == heard and call.recorder.turns[0].interrupted
+        acknowledged = "Sure, we have tables at six, seven, and eight o'clock tonight."  # two segments
+        heard = call.recorder.turns[0].bot_text
+        assert call.recorder.turns[0].interrupted and heard.startswith(acknowledged)
+        # The third segment was playing when the caller spoke: the words of it heard before the bot stopped.
+        full = "".join(LONG_REPLY)
+        assert full.startswith(heard) and full[len(heard)] == " " and len(heard) < len(acknowledged) + 12
         assert call.session.history[1] == Message.assistant(heard)
         assert llm.closed_early == 0
 
@@ -554,15 +559,17 @@ async def test_a_failing_voice_is_replaced_by_the_fallback_voice():
         assert len(call.transport.frames) == frames_for("Of course,") + frames_for("one moment.")
 
 
-async def test_without_a_fallback_a_failing_voice_leaves_the_turn_silent_but_the_call_alive():
+async def test_without_a_fallback_a_failing_voice_is_replaced_by_a_recorded_line_and_the_call_goes_on():
     llm = ScriptedLLM(Reply(["Hello there."]), Reply(["Now I can talk."]))
+    trouble, recording = recorded_line("trouble")
     async with running_call(llm, ["Hi.", "Hello?"]) as call:
         call.cartesia.fail_contexts = 1
         await call.caller.say(400)
         await wait_until(lambda: call.recorder.turns, timeout=8)
-        assert call.recorder.turns[0].bot_text == "" and not call.transport.frames
-        assert "tts_failed" in call.recorder.incident_kinds()
-        assert call.session.history[-1] == Message.user("Hi.")
+        assert call.recorder.turns[0].bot_text == trouble
+        assert call.transport.audio().startswith(recording)  # no voice: the recording, not silence
+        assert {"tts_failed", "fallback_line"} <= set(call.recorder.incident_kinds())
+        assert call.session.history[-1] == Message.assistant(trouble)
         await call.caller.say(400)
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
         assert call.recorder.turns[1].bot_text == "Now I can talk."

@@ -23,6 +23,7 @@ from voicebots.voice.ports import (
     TextToSpeechError,
     Transcript,
     UtteranceEnd,
+    WordTimes,
 )
 
 FRAME = 160
@@ -89,6 +90,24 @@ async def test_deepgram_stt_sends_the_call_settings_and_transcribes_each_burst_o
     assert utterance_ends[0].last_word_end_s == pytest.approx(0.4, abs=0.05)
     assert stream.message_types()[-1] == "CloseStream"
     assert stream.close_code == 1000 and stream.sent_types()[-1] == "Metadata"
+
+
+async def test_the_deepgram_fakes_first_interim_comes_as_far_into_the_speech_as_asked():
+    """bench.bargein runs the fake at Deepgram's live cadence: the first words some hundreds of ms into speech."""
+    firsts = {}
+    for delay_ms in (None, 500):
+        async with FakeDeepgram(["Wait, I have a question about my booking."], first_interim_ms=delay_ms) as fake:
+            stt = DeepgramSTT(fake.api_key, websocket_url=fake.ws_url, endpointing_ms=300)
+            await stt.connect()
+            await stream_in_real_time(stt, silence(200) + speech(900) + silence(400))
+            await stt.aclose()
+        sent = fake.streams[0].sent
+        interims = [message for message in sent if message["type"] == "Results" and not message["is_final"]]
+        # The audio clock of a result is its end: the first interim's end is how far into the speech it came.
+        firsts[delay_ms] = interims[0]["start"] + interims[0]["duration"] - 0.2
+        assert interims[-1]["channel"]["alternatives"][0]["transcript"].startswith("Wait,")
+    assert firsts[None] == pytest.approx(0.1, abs=0.03)  # after `interim_every_ms` of speech, as before
+    assert firsts[500] == pytest.approx(0.5, abs=0.03)
 
 
 async def test_deepgram_stt_sends_keepalive_only_while_no_audio_flows():
@@ -186,8 +205,13 @@ async def test_cartesia_speaks_pushed_segments_in_one_context_with_a_boundary_pe
         events = await drain(turn)
         await tts.aclose()
 
+    word_times = [event for event in events if isinstance(event, WordTimes)]
+    events = [event for event in events if not isinstance(event, WordTimes)]
     boundaries = [index for index, event in enumerate(events) if isinstance(event, SegmentDone)]
     assert [events[i].index for i in boundaries] == [0, 1]
+    # Words are placed from the start of the context's audio, across its continuations (60 ms a character here).
+    assert [word for times in word_times for word in times.words] == ["Sure,", "I", "can", "help", "with", "that."]
+    assert word_times[1].starts[:2] == pytest.approx((0.36, 0.48)) and word_times[0].ends[0] == pytest.approx(0.3)
     first = b"".join(e.audio for e in events[:boundaries[0]])
     second = b"".join(e.audio for e in events[boundaries[0] + 1:boundaries[1]])
     assert first == speech_audio("Sure, ") and second == speech_audio("I can help with that.")
@@ -203,6 +227,7 @@ async def test_cartesia_speaks_pushed_segments_in_one_context_with_a_boundary_pe
     assert first_request["output_format"] == {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
     assert first_request["voice"] == {"mode": "id", "id": "voice-1"} and first_request["model_id"] == "sonic-3"
     assert first_request["max_buffer_delay_ms"] == 0 and first_request["continue"] is True
+    assert first_request["add_timestamps"] is True
     assert [(r["transcript"], r.get("flush", False), r["continue"]) for r in fake.requests] == [
         ("Sure, ", False, True), ("", True, True), ("I can help with that.", False, True), ("", True, True),
         ("", False, False)]
@@ -249,7 +274,9 @@ async def test_cartesia_error_frame_and_dropped_socket_fail_the_turn_then_it_rec
         dropped = tts.start_turn()
         await dropped.push("A sentence long enough to be cut off.")
         events = dropped.events()
-        assert isinstance(await anext(events), SpeechAudio)
+        while isinstance(first := await anext(events), WordTimes):
+            pass
+        assert isinstance(first, SpeechAudio)
         await fake.drop()
         with pytest.raises(TextToSpeechError):
             async for _ in events:

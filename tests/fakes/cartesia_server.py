@@ -8,7 +8,10 @@
 Audio is sized to the text: `ms_per_char` of audio per character, in the request's `output_format` (8 bytes a
 millisecond of mu-law at 8 kHz, 32 of pcm_s16le at 16 kHz), filled with a fixed non-silent pattern
 (`AUDIO_PATTERN` for mu-law, where 0xFF would be silence; `PCM16_PATTERN` for 16-bit PCM), so a test can tell the
-fake's speech from padding. Each input with a transcript is answered after `first_chunk_delay_s` (the model's
+fake's speech from padding; or `voice(text, encoding, sample_rate)` makes it (a test's or a benchmark's own
+speech) and says where its words lie. An input with `add_timestamps: true` is also answered with a `timestamps`
+frame placing its words, in seconds from the start of the context's audio (as Cartesia counts them across
+continuations). Each input with a transcript is answered after `first_chunk_delay_s` (the model's
 latency) with `chunk` frames of `chunk_bytes`; an input with `flush: true` is answered with `flush_done` (its
 `flush_id` counts up from 1 and is echoed on the chunks that precede it); `continue: false` ends the context with
 `done`. Contexts run concurrently on one socket; `{"cancel": true}` stops one at once.
@@ -20,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -42,6 +46,8 @@ ENCODINGS = {"pcm_f32le": 4, "pcm_s16le": 2, "pcm_mulaw": 1, "pcm_alaw": 1}  # b
 SAMPLE_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
 PATTERNS = {"pcm_mulaw": AUDIO_PATTERN, "pcm_alaw": AUDIO_PATTERN, "pcm_s16le": PCM16_PATTERN,
             "pcm_f32le": PCM_F32_PATTERN}
+# A voice: (text, encoding, sample rate) -> (audio, [(word, start s, end s)] within that audio).
+Voice = Callable[[str, str, int], tuple[bytes, list[tuple[str, float, float]]]]
 
 
 def speech_audio(text: str, ms_per_char: int = 60, encoding: str = "pcm_mulaw", sample_rate: int = 8000) -> bytes:
@@ -50,6 +56,15 @@ def speech_audio(text: str, ms_per_char: int = 60, encoding: str = "pcm_mulaw", 
     size = len(text) * ms_per_char * bytes_per_ms
     pattern = PATTERNS[encoding]
     return (pattern * (size // len(pattern) + 1))[:size]
+
+
+def pattern_voice(ms_per_char: int) -> Voice:
+    """The default voice: pattern audio sized to the text, each word where its characters are."""
+    def voice(text: str, encoding: str, sample_rate: int) -> tuple[bytes, list[tuple[str, float, float]]]:
+        words = [(match.group(), match.start() * ms_per_char / 1000, match.end() * ms_per_char / 1000)
+                 for match in re.finditer(r"\S+", text)]
+        return speech_audio(text, ms_per_char, encoding, sample_rate), words
+    return voice
 
 
 @dataclass
@@ -65,15 +80,17 @@ class _Context:
     inputs: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
     flush_id: int = 1
+    audio_s: float = 0.0  # audio of the context so far: where the next input's words start
 
 
 class FakeCartesia(WebSocketLoopbackServer):
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, first_chunk_delay_s: float = 0.0, ms_per_char: int = 60,
-                 chunk_bytes: int = 1000, chunk_interval_s: float = 0.0) -> None:
+                 chunk_bytes: int = 1000, chunk_interval_s: float = 0.0, voice: Voice | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.first_chunk_delay_s = first_chunk_delay_s
         self.ms_per_char = ms_per_char
+        self.voice = voice or pattern_voice(ms_per_char)
         self.chunk_bytes = chunk_bytes
         self.chunk_interval_s = chunk_interval_s
         self.fail_contexts = 0
@@ -158,7 +175,15 @@ class FakeCartesia(WebSocketLoopbackServer):
             if text := message.get("transcript", ""):
                 await asyncio.sleep(self.first_chunk_delay_s)
                 output = message["output_format"]
-                audio = speech_audio(text, self.ms_per_char, output["encoding"], output["sample_rate"])
+                audio, words = self.voice(text, output["encoding"], output["sample_rate"])
+                if message.get("add_timestamps") and words:
+                    await _send(connection, {
+                        "type": "timestamps", "context_id": context_id, "done": False, "status_code": 206,
+                        "flush_id": context.flush_id, "word_timestamps": {
+                            "words": [word for word, _, _ in words],
+                            "start": [round(context.audio_s + start, 4) for _, start, _ in words],
+                            "end": [round(context.audio_s + end, 4) for _, _, end in words]}})
+                context.audio_s += len(audio) / (output["sample_rate"] * ENCODINGS[output["encoding"]])
                 for offset in range(0, len(audio), self.chunk_bytes):
                     data = base64.b64encode(audio[offset:offset + self.chunk_bytes]).decode()
                     await _send(connection, {"type": "chunk", "context_id": context_id, "data": data, "done": False,

@@ -9,7 +9,9 @@ Speech is found in the audio actually received, in the format the query declares
 linear16, `sample_rate`; Deepgram's raw-audio parameters): a 20 ms frame whose energy is above `speech_rms` is
 speech. Each burst of speech consumes the next scripted transcript (an empty one when the script is used up),
 so two bursts give two transcripts, in order. While a burst lasts: SpeechStarted (with `vad_events`), then
-interim Results revealing more words as speech goes on (with `interim_results`). After `endpointing` ms of
+interim Results revealing more words as speech goes on (with `interim_results`): the first once `first_interim_ms`
+of audio has passed since the speech began (Deepgram's come some hundreds of ms into live speech; by default after
+`interim_every_ms` of speech), then one per `interim_every_ms` of speech. After `endpointing` ms of
 silence (from the query; Deepgram's default is 10): the final Results with `is_final` and `speech_final`,
 sent `final_delay_s` later (vendor processing time), and `utterance_end_ms` after the last word an UtteranceEnd.
 Time is the audio clock (bytes received / bytes per second), so a client that streams in real time sees real
@@ -201,10 +203,16 @@ class _Listener:
         burst.speech_ms += 20
         burst.end_s = self.audio_s
         self.silence_ms = 0
-        if self.interim and burst.speech_ms - burst.last_interim_ms >= self.fake.interim_every_ms:
+        if self.interim and self._interim_due(burst):
             burst.last_interim_ms = burst.speech_ms
             revealed = min(len(burst.words), 1 + burst.speech_ms // self.fake.ms_per_word)
             self.emit(self.results(burst, " ".join(burst.words[:revealed]), is_final=False))
+
+    def _interim_due(self, burst: _Burst) -> bool:
+        first = self.fake.first_interim_ms
+        if burst.last_interim_ms == 0 and first is not None:
+            return (self.audio_s - burst.start_s) * 1000 >= first
+        return burst.speech_ms - burst.last_interim_ms >= self.fake.interim_every_ms
 
     def finalize_burst(self, *, speech_final: bool, from_finalize: bool = False) -> None:
         burst, self.burst, self.silence_ms = self.burst, None, 0
@@ -291,12 +299,14 @@ class _Listener:
 class FakeDeepgram(WebSocketLoopbackServer):
     def __init__(self, transcripts: list[str] | tuple[str, ...] = (), *, api_key: str = DEFAULT_API_KEY,
                  final_delay_s: float = 0.0, speech_rms: float = 500.0, interim_every_ms: int = 100,
-                 ms_per_word: int = 150, idle_timeout_s: float = 10.0, drop_after_s: float | None = None) -> None:
+                 first_interim_ms: int | None = None, ms_per_word: int = 150, idle_timeout_s: float = 10.0,
+                 drop_after_s: float | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.final_delay_s = final_delay_s
         self.speech_rms = speech_rms
         self.interim_every_ms = interim_every_ms
+        self.first_interim_ms = first_interim_ms
         self.ms_per_word = ms_per_word
         self.idle_timeout_s = idle_timeout_s
         self.drop_after_s = drop_after_s

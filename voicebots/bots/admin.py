@@ -83,6 +83,8 @@ class VoicebotAdmin(AccountScopedAdmin):
                                         "stt_provider", "stt_language"]}),
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration", "transfer_destination",
                                        "interruptions_enabled", "interruption_min_words", "backchannel_words"]}),
+        ("Interruptions and silences", {"fields": ["interruption_min_speech_ms", "interruption_words_wait_ms",
+                                                   "dead_air_ms", "filler_message"]}),
         ("Functions and knowledge", {"fields": ["functions", "knowledgebases"]}),
         ("Recording and analysis", {"fields": ["record_calls", "analysis"]}),
         ("Plivo", {"fields": ["inbound_call_url", "websocket_url"]}),

@@ -7,6 +7,7 @@ from django.db import models
 
 from voicebots.accounts.models import Account
 from voicebots.core.encryption import EncryptedTextField
+from voicebots.voice import options
 
 from . import catalog
 
@@ -55,6 +56,23 @@ class Voicebot(models.Model):
     backchannel_words = models.JSONField(
         default=default_backchannel_words, blank=True,
         help_text="Acknowledgements (\"ok\", \"uh-huh\") that never interrupt the bot.",
+    )
+    # Barge-in and dead air (voicebots/voice/barge_in.py, dead_air.py): defaults chosen from bench.bargein.
+    interruption_min_speech_ms = models.PositiveSmallIntegerField(
+        default=round(options.DEFAULT_MIN_SPEECH_S * 1000),
+        help_text="Caller speech (ms) that stops the bot while it talks; the caller's words then decide.",
+    )
+    interruption_words_wait_ms = models.PositiveSmallIntegerField(
+        default=round(options.DEFAULT_WORDS_WAIT_S * 1000),
+        help_text="After the caller stopped the bot and went quiet without words, how long (ms) before it goes on.",
+    )
+    dead_air_ms = models.PositiveIntegerField(
+        default=round(options.DEFAULT_DEAD_AIR_S * 1000),
+        help_text="Silence (ms) the caller may wait for a reply before the bot says a filler line.",
+    )
+    filler_message = models.CharField(
+        max_length=200, blank=True, default=options.DEFAULT_FILLER,
+        help_text="Said while a function is slow (a function may have its own).",
     )
     record_calls = models.BooleanField(default=True, help_text="Record each call as a stereo WAV.")
     analysis = models.JSONField(

@@ -155,6 +155,10 @@ class VoicebotSerializer(StrictModelSerializer):
     interruption_min_words = serializers.IntegerField(required=False, min_value=1, max_value=10)
     record_calls = serializers.BooleanField(required=False)
     backchannel_words = BackchannelWordsField()
+    interruption_min_speech_ms = serializers.IntegerField(required=False, min_value=20, max_value=1000)
+    interruption_words_wait_ms = serializers.IntegerField(required=False, min_value=100, max_value=3000)
+    dead_air_ms = serializers.IntegerField(required=False, min_value=1000, max_value=30000)
+    filler_message = serializers.CharField(required=False, allow_blank=True, max_length=200)
     knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
     function_ids = OwnedIdsField(Function, "Function", source="functions")
     analysis = AnalysisSettingsField(required=False)
@@ -168,6 +172,7 @@ class VoicebotSerializer(StrictModelSerializer):
             "stt", "callTimeout", "max_call_duration", "transfer_destination", "interruptions_enabled",
             "interruption_min_words", "backchannel_words", "record_calls", "knowledgebase_ids", "function_ids",
             "analysis", "websocket_url", "inbound_call_url", "created_at", "updated_at",
+            "interruption_min_speech_ms", "interruption_words_wait_ms", "dead_air_ms", "filler_message",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
         extra_kwargs = {"welcome_message": {"required": False}}

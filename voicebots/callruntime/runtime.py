@@ -34,6 +34,7 @@ from voicebots.recordings.live import NO_RECORDING, start_recording
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.audio import AudioFormat
 from voicebots.voice.control import CallControl
+from voicebots.voice.options import DEFAULT_FILLER
 from voicebots.voice.ports import CallHandler
 from voicebots.voice.session import CallSession, SessionOptions
 
@@ -122,14 +123,26 @@ class _PipelineTransport:
         self._runtime.spawn(self._runtime.hang_up("The bot ended the call."))
 
 
-def session_options(bot, *, max_duration_s: float | None = None) -> SessionOptions:
-    """The call settings of `bot` as the pipeline's options; `max_duration_s` may shorten the bot's own limit."""
+def function_fillers(bot) -> dict[str, str]:
+    """The filler lines of the bot's functions that have their own (database access: call it off the loop)."""
+    return {function.name: function.filler_message for function in bot.functions.all() if function.filler_message}
+
+
+def session_options(bot, *, max_duration_s: float | None = None, fillers: dict[str, str] | None = None,
+                    ) -> SessionOptions:
+    """The call settings of `bot` as the pipeline's options; `max_duration_s` may shorten the bot's own limit;
+    `fillers` are its `function_fillers` (read when None)."""
     limit = bot.max_call_duration if max_duration_s is None else min(bot.max_call_duration, max_duration_s)
     return SessionOptions(
         welcome_message=bot.welcome_message,
         interruptions_enabled=bot.interruptions_enabled,
         min_interruption_words=bot.interruption_min_words,
         backchannel_words=tuple(bot.backchannel_words),
+        barge_in_min_speech_s=bot.interruption_min_speech_ms / 1000,
+        barge_in_words_wait_s=bot.interruption_words_wait_ms / 1000,
+        dead_air_s=bot.dead_air_ms / 1000,
+        filler_text=bot.filler_message or DEFAULT_FILLER,
+        function_fillers=function_fillers(bot) if fillers is None else fillers,
         caller_silence_s=float(bot.call_timeout),
         # The network may cut the call at the limit (Plivo does on outbound calls): say goodbye before that.
         max_call_duration_s=max(limit - TIME_LIMIT_GOODBYE_S, TIME_LIMIT_GOODBYE_S),
@@ -148,6 +161,7 @@ class CallRuntime:
         self.max_duration_s = max_duration_s
         self.live = live
         self.handler: CallHandler | None = None
+        self.fillers: dict[str, str] = {}
         self.recording = NO_RECORDING
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
@@ -176,6 +190,7 @@ class CallRuntime:
             call.end_reason = f"Not configured: {'; '.join(problems)}; the caller heard an apology."
             call.save(update_fields=["end_reason", "updated_at"])
             return None
+        self.fillers = function_fillers(bot)
         call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
                      "direction": call.direction}
         context = {"Channel": f"{self.channel}; keep answers short and speakable"}
@@ -209,7 +224,7 @@ class CallRuntime:
             transport=transport,
             stt=stt, tts=tts, fallback_tts=fallback_tts, audio_cache=AudioCache(bot_format), observer=observer,
             control=control, activity=SileroActivity(detector=detector, audio_format=caller_format),
-            options=session_options(bot, max_duration_s=self.max_duration_s),
+            options=session_options(bot, max_duration_s=self.max_duration_s, fillers=self.fillers),
         )
 
     # --- What the peer sends ----------------------------------------------------------------------------

@@ -19,6 +19,10 @@ class Function(models.Model):
     user_parameters = models.JSONField(default=list, blank=True, help_text="What the model fills in.")
     fixed_parameters = models.JSONField(default=list, blank=True, help_text="Constants never shown to the model.")
     timeout_seconds = models.FloatField(default=DEFAULT_TIMEOUT_SECONDS)
+    filler_message = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="Said on a call when the handler is slow (blank: the bot's own filler line).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

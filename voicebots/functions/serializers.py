@@ -45,12 +45,16 @@ class FunctionSerializer(StrictModelSerializer):
         help_text="Seconds to wait for the handler (default 5).",
     )
     handler_url = serializers.CharField(max_length=2000)
+    filler_message = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text="Said on a call while the handler is slow (blank: the bot's own filler line).",
+    )
 
     class Meta:
         model = Function
         fields = [
             "id", "name", "description", "handler_url", "userParameters", "fixedParameters", "timeout",
-            "created_at", "updated_at",
+            "filler_message", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}

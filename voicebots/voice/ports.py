@@ -72,6 +72,17 @@ class CallHandler(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class VoiceVerdict:
+    """A voice detector's judgement of one stretch of the caller's audio: `duration_s` of audio that arrived by `at`
+    (monotonic seconds), whether it carries speech, and its level (RMS in 16-bit sample units)."""
+
+    at: float
+    duration_s: float
+    speech: bool
+    level: float
+
+
 class VoiceActivityDetector(Protocol):
     """Says whether the caller's audio carries speech (`activity.VoiceActivity` by energy, or a local model)."""
 
@@ -81,6 +92,11 @@ class VoiceActivityDetector(Protocol):
     def update(self, audio: bytes, now: float) -> bool: ...
 
     def silent_for(self, now: float) -> float | None: ...
+
+    def take_verdicts(self) -> list[VoiceVerdict]:
+        """The verdicts reached since the last call, oldest first (a model may reach them a little later, on a
+        thread of its own)."""
+        ...
 
 
 # --- Speech to text ----------------------------------------------------------------------------------
@@ -159,7 +175,17 @@ class SegmentDone:
     index: int
 
 
-SpeechEvent = Union[SpeechAudio, SegmentDone]
+@dataclass(frozen=True, slots=True)
+class WordTimes:
+    """Where words lie in the turn's audio, as the voice reports them: seconds from the start of the speech turn's
+    audio, for the next words of its text, in order."""
+
+    words: tuple[str, ...]
+    starts: tuple[float, ...]
+    ends: tuple[float, ...]
+
+
+SpeechEvent = Union[SpeechAudio, SegmentDone, WordTimes]
 
 
 class TextToSpeechError(Exception):
@@ -234,8 +260,13 @@ class TurnRecord:
     passages: list[Passage] = field(default_factory=list)
 
 
+# false_interruption: the bot stopped for the caller's voice and went on (an acknowledgement, a noise).
+# The others after llm_error keep a call from going silent: filler (a line while a function or the model is slow),
+# llm_stalled (the model's stream stopped: asked again, or given up on), empty_reply (the model said nothing: asked
+# again, or a fallback line), fallback_line (no voice could speak: a recorded line played instead).
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
-                       "caller_silent", "max_duration", "false_interruption"]
+                       "caller_silent", "max_duration", "false_interruption", "filler", "llm_stalled",
+                       "empty_reply", "fallback_line"]
 
 
 class CallObserver(Protocol):

@@ -40,6 +40,11 @@ class Segmenter:
             self._emitted += 1
         return segments
 
+    @property
+    def pending(self) -> str:
+        """Text fed but not yet cut into a segment."""
+        return self._buffer
+
     def flush(self) -> str | None:
         """The rest of the text, at the end of the reply (None if there is nothing to say)."""
         rest, self._buffer = self._buffer, ""

@@ -3,22 +3,26 @@
 Segments are pushed to the voice as soon as they exist (continuations of one TTS turn) while its audio is
 relayed to the playout, so the reply is spoken while the model is still writing it. If a voice fails (an error,
 a dropped connection, or no audio for `response_timeout_s` while text is waiting), the segments it has not
-finished are spoken again by the next voice.
+finished are spoken again by the next voice. Word timestamps from the voice go to the playout too, which then
+knows where each word lies in the audio (to resume a reply on a word after a barge-in).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Awaitable, Callable, Sequence
 
 from .playout import Playout
-from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError
+from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError, WordTimes
 from .timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
 VoiceFailed = Callable[[TextToSpeech, TextToSpeechError, bool], Awaitable[None]]
+_WORD = re.compile(r"\S+")
+_LETTERS = re.compile(r"[\W_]+")
 
 
 class SpokenReply:
@@ -39,6 +43,7 @@ class SpokenReply:
         self._changed = asyncio.Event()
         self._pushed = 0
         self._deadline: asyncio.Timeout | None = None
+        self._words: _WordPlacer | None = None
 
     @property
     def text(self) -> str:
@@ -87,6 +92,9 @@ class SpokenReply:
     async def _speak_with(self, voice: TextToSpeech) -> None:
         speech = voice.start_turn()
         self._pushed = self.spoken
+        self._playout.discard_open_segment(self._turn)  # a failed voice's unfinished segment is said again
+        self._words = _WordPlacer(self, len(self._playout.audio_of(self._turn).audio),
+                                  self._playout.audio_of(self._turn).bytes_per_second)
         feeder = asyncio.create_task(self._feed(speech))
         relay = asyncio.create_task(self._relay(speech))
         try:
@@ -123,11 +131,14 @@ class SpokenReply:
                 if self._pushed > self.spoken:  # the feeder may have pushed before this started
                     deadline.reschedule(loop.time() + self._response_timeout_s)
                 async for event in speech.events():
+                    deadline.reschedule(None)  # the voice answered: sending its audio (paced) is not its delay
                     if isinstance(event, SpeechAudio):
                         await self._play(event.audio)
                     elif isinstance(event, SegmentDone) and self.spoken < len(self.segments):
                         await self._playout.end_segment(self._turn, self.spoken, self.segments[self.spoken])
                         self.spoken += 1
+                    elif isinstance(event, WordTimes) and self._words is not None:
+                        self._words.place(event)
                     waiting = self._pushed > self.spoken
                     deadline.reschedule(loop.time() + self._response_timeout_s if waiting else None)
         except TimeoutError:
@@ -151,3 +162,40 @@ async def _cancel_quietly(speech: SpeechTurn) -> None:
         await speech.cancel()
     except Exception:  # the voice may already be gone; nothing more to stop
         logger.debug("Cancelling a speech turn failed", exc_info=True)
+
+
+class _WordPlacer:
+    """Maps a voice's word timestamps (seconds into its speech turn) onto the turn's audio and text: the voice's
+    n-th word is the n-th word of the text it was given. A voice whose words stop matching the text is no longer
+    trusted with positions (the playout then estimates them)."""
+
+    def __init__(self, reply: SpokenReply, audio_base: int, bytes_per_second: int) -> None:
+        self._reply = reply
+        self._audio_base = audio_base  # where this voice's audio starts in the turn's audio
+        self._bytes_per_second = bytes_per_second
+        self._first_segment = reply.spoken
+        self._next = 0  # words placed so far
+        self._trusted = True
+
+    def place(self, times: WordTimes) -> None:
+        reply = self._reply
+        text_base = sum(len(segment) for segment in reply.segments[:self._first_segment])
+        text = "".join(reply.segments[self._first_segment:])
+        words = list(_WORD.finditer(text))
+        for word, start, end in zip(times.words, times.starts, times.ends):
+            if not self._trusted or self._next >= len(words) or _letters(word) != _letters(words[self._next].group()):
+                self._trusted = False
+                return
+            rate = self._bytes_per_second
+            reply._playout.mark_word(reply._turn, self._audio_base + _frame_aligned(start * rate),
+                                     text_base + words[self._next].start(), self._audio_base + _frame_aligned(end * rate))
+            self._next += 1
+
+
+def _frame_aligned(position: float) -> int:
+    """A byte position on an even byte: a 16-bit sample is never split (mu-law moves by a sample at most)."""
+    return round(position / 2) * 2
+
+
+def _letters(word: str) -> str:
+    return _LETTERS.sub("", word.lower())

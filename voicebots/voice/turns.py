@@ -89,6 +89,11 @@ class TurnTaker:
     def has_unfinalized_words(self) -> bool:
         return bool(self._interim)
 
+    @property
+    def text(self) -> str:
+        """The caller's words not yet answered (finals and the interim so far)."""
+        return self._text()
+
     def forget_interim(self) -> None:
         """The stream was lost: its unfinalized words will be transcribed again from the replayed audio."""
         self._interim = ""
