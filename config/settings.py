@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
-from . import embedded
+from . import embedded, environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,10 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# Malformed values stop every process at start with one message naming each variable.
+environment.check(os.environ)
 
 
 def _dev_secret_key() -> str:
@@ -180,14 +184,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to disk
 
 # Vendors: keys, and a base URL each (regional endpoint, self-hosted, proxy or a local fake).
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
-ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+ANTHROPIC_BASE_URL = environment.vendor_base_url(env("ANTHROPIC_BASE_URL", "https://api.anthropic.com"))
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")
-DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
+DEEPGRAM_BASE_URL = environment.vendor_base_url(env("DEEPGRAM_BASE_URL", "https://api.deepgram.com"))
 # How long Deepgram waits in silence before it finalizes what the caller said (its endpointing).
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
-CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
-PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
+CARTESIA_BASE_URL = environment.vendor_base_url(env("CARTESIA_BASE_URL", "https://api.cartesia.ai"))
+PLIVO_API_BASE_URL = environment.vendor_base_url(env("PLIVO_API_BASE_URL", "https://api.plivo.com"))
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
