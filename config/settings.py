@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "voicebots.telephony",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.deployment",
 ]
 
 MIDDLEWARE = [
@@ -150,8 +151,18 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Running on several machines (README "Running on several machines"). How many calls one web process
+# carries before the deployment counts it full (measured: bench.calls), how long a stopping web process lets
+# its calls finish, and how often each web process tells the others (through Redis) it is alive.
+MAX_CALLS_PER_PROCESS = int(env("MAX_CALLS_PER_PROCESS", "50"))
+DRAIN_TIMEOUT_S = int(env("DRAIN_TIMEOUT_S", "60"))
+HEARTBEAT_INTERVAL_S = int(env("HEARTBEAT_INTERVAL_S", "5"))
+
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    # channels_redis waits for messages with a 5 s BZPOPMIN; redis-py's default socket timeout is also 5 s and
+    # would often fire first, failing the wait (live control listens on every call): give the socket more.
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]}},
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 

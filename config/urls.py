@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from voicebots.telephony.transfer import transfer_xml
+from voicebots.telephony.transfer import transfer_announcement, transfer_xml
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="api-redoc"),
     path("plivo/transfer/<uuid:call_id>/", transfer_xml, name="plivo-transfer"),
+    path("plivo/transfer/<uuid:call_id>/announcement/", transfer_announcement, name="plivo-transfer-announcement"),
     path("", include("voicebots.web.urls")),
     path("", include("voicebots.api.urls")),
 ]

@@ -19,6 +19,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
+from voicebots.calls import live
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
@@ -79,8 +80,8 @@ class PlivoTransport:
     async def send_dtmf(self, digits: str) -> None:
         self._put(json.dumps({"event": "sendDTMF", "dtmf": digits}))
 
-    async def transfer(self, destination: str) -> bool:
-        return await self.consumer.transfer(destination)
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        return await self.consumer.transfer(destination, summary)
 
     async def hang_up(self) -> None:
         # In a task of its own: the pipeline calls this from its own tasks, which hanging up cancels.
@@ -126,6 +127,7 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         self.call_id = str(self.access.call.id) if self.access.call else None
         self.transport = PlivoTransport(self)
         self.handler = None
+        self.live = None
         self.ended = False
         self.malformed = 0
         self.pump = asyncio.create_task(self.transport.pump())
@@ -222,6 +224,8 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
         self.handler = self._build_handler(runtime, detector)
         await self.handler.start()
+        # From here on the call is counted, and takes commands from any web process (calls/live.py).
+        self.live = await live.attach(self.call_id, self.handler, self.hang_up)
 
     def _load_runtime(self, call: Call):
         """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
@@ -257,10 +261,11 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
             activity=SileroActivity(detector=detector), options=session_options(bot),
         )
 
-    async def transfer(self, destination: str) -> bool:
-        """Hand the caller over through Plivo; the stream then stops and the call record is finalized."""
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """Hand the caller over through Plivo (warm with a `summary`); the stream then stops and the call record
+        is finalized."""
         call = getattr(self, "call", None)
-        return call is not None and await in_call_database_thread(transfer_call)(call, destination)
+        return call is not None and await in_call_database_thread(transfer_call)(call, destination, summary)
 
     async def _record(self, kind: str, **detail) -> None:
         await in_call_database_thread(calls.record_event)(self.call, kind, **detail)
@@ -277,6 +282,8 @@ class PlivoStreamConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         self.ended = True
+        if self.live is not None:
+            await self.live.leave()
         handler, self.handler = self.handler, None
         if handler is not None:
             await handler.stop()
