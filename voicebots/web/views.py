@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from voicebots.accounts.services import account_of_user
 from voicebots.bots.models import Voicebot
+from voicebots.deployment import registry
 
 
 @login_required
@@ -23,6 +24,8 @@ def home(request):
 
 
 def healthz(request):
+    if registry.is_draining():  # a load balancer stops sending new connections here
+        return JsonResponse({"status": "draining", "calls": registry.live_calls()}, status=503)
     with connection.cursor() as cursor:
         cursor.execute("select 1")
     return JsonResponse({"status": "ok"})
