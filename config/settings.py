@@ -147,6 +147,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
     # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
+    # Marks ended the calls of web processes that died (killed, crashed) without ending them.
+    "reap-orphaned-calls": {"task": "deployment.reap_orphaned_calls", "schedule": 30.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -5,7 +5,6 @@ The call runs through the real ASGI app (WebsocketCommunicator) with the vendor 
 does the same across separate web processes.
 """
 import uuid
-from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import pytest
