@@ -1,9 +1,9 @@
 """Run every benchmark: `.venv/bin/python -m bench [--quick]` (or `make bench`)."""
 import sys
 
-from bench import bargein, calls, campaigns, conversation, knowledge
+from bench import bargein, calls, campaigns, conversation, knowledge, webhooks
 
-BENCHMARKS = [knowledge, conversation, calls, bargein, campaigns]
+BENCHMARKS = [knowledge, conversation, calls, bargein, campaigns, webhooks]
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import logging
 import random
@@ -283,9 +282,9 @@ class BargingCaller(PlivoCallSimulator):
         self._clears: list[float] = []
         self._bot_audible_since: float | None = None
 
-    async def _speak(self, send, playback, result, clock, state, speech_end_offsets, reader) -> None:
+    async def _speak(self, socket, codec, playback, result, clock, state, speech_end_offsets, reader) -> None:
         self._time_the_clears(playback, clock)
-        line = asyncio.create_task(self._keep_the_line(send, playback, result, clock, reader))
+        line = asyncio.create_task(self._keep_the_line(socket, codec, playback, result, clock, reader))
         try:
             await self._converse(playback, result, clock, line)
         except CallEnded:
@@ -304,7 +303,7 @@ class BargingCaller(PlivoCallSimulator):
 
         playback.clear = clear_and_note
 
-    async def _keep_the_line(self, send, playback, result, clock, reader) -> None:
+    async def _keep_the_line(self, socket, codec, playback, result, clock, reader) -> None:
         """A media frame every 20 ms (what the caller says, or silence), and played checkpoints acknowledged."""
         frame_index = 0
         while not reader.done():
@@ -315,12 +314,10 @@ class BargingCaller(PlivoCallSimulator):
                 result.late_media_frames += 1
             now = clock()
             self._watch_the_bot(playback, now)
-            await send({"event": "media", "streamId": self.stream_id, "extra_headers": "", "media": {
-                "track": "inbound", "timestamp": str(int(now * 1000)), "chunk": frame_index,
-                "payload": base64.b64encode(self._next_frame(now)).decode()}})
+            await socket.send(codec.media(self._next_frame(now), chunk=frame_index, timestamp_ms=int(now * 1000)))
             for name in playback.due_checkpoints():
                 result.checkpoints_acked.append(name)
-                await send({"event": "playedStream", "streamId": self.stream_id, "name": name})
+                await socket.send(codec.played(name))
             frame_index += 1
 
     def _watch_the_bot(self, playback, now: float) -> None:

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "voicebots.campaigns",
     "voicebots.numbers",
     "voicebots.telephony",
+    "voicebots.webhooks",
+    "voicebots.analysis",
     "voicebots.api",
     "voicebots.web",
     "voicebots.deployment",
@@ -149,8 +151,15 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
     # Marks ended the calls of web processes that died (killed, crashed) without ending them.
     "reap-orphaned-calls": {"task": "deployment.reap_orphaned_calls", "schedule": 30.0},
+    # Sends webhook retries whose time came and deliveries whose sender died.
+    "sweep-webhooks": {"task": "webhooks.sweep", "schedule": 5.0},
+    "prune-webhook-log": {"task": "webhooks.prune", "schedule": 3600.0},
+    # Analyses whose task was lost (broker down at hang-up, worker killed) are queued again.
+    "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue tasks go to unless routed otherwise (tests give their workers a queue of their own).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Running on several machines (README "Running on several machines"). How many calls one web process
@@ -215,6 +224,28 @@ STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 # loopback and link-local targets refused unless explicitly allowed.
 FUNCTION_ALLOW_HTTP = env_bool("FUNCTION_ALLOW_HTTP", DEBUG)
 FUNCTION_ALLOW_PRIVATE_ADDRESSES = env_bool("FUNCTION_ALLOW_PRIVATE_ADDRESSES", False)
+
+# Webhooks to the account's own endpoints (Standard Webhooks signatures). Retries wait these many seconds
+# in turn, then the delivery is failed. Targets are guarded like functions' (defaults: the same settings).
+WEBHOOK_RETRY_DELAYS = [int(delay) for delay in env_list("WEBHOOK_RETRY_DELAYS", "5,30,120,600,1800,7200,21600,86400")]
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", FUNCTION_ALLOW_HTTP)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", FUNCTION_ALLOW_PRIVATE_ADDRESSES)
+# How long a sender holds a delivery it is sending; after that (the sender died) it is sent again.
+WEBHOOK_LEASE_SECONDS = max(float(env("WEBHOOK_LEASE_SECONDS", "60")), WEBHOOK_TIMEOUT_SECONDS + 1)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = int(env("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", "10"))
+# Senders running at once across the deployment (each sends up to 64 deliveries at a time on one core).
+WEBHOOK_SENDERS = int(env("WEBHOOK_SENDERS", "1"))
+# After a secret rotation the old secret still signs (a second signature) for this long.
+WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
+# Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).
+WEBHOOK_LOG_RETENTION_DAYS = int(env("WEBHOOK_LOG_RETENTION_DAYS", "30"))
+
+# Post-call analysis: the model (default: the bot's own Anthropic model), its time limit, and the waits
+# between tries while the model fails (then the analysis is failed).
+ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
+ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
+ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

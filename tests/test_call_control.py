@@ -31,6 +31,8 @@ from tests.test_phone_calls import PlivoPeer, _close_consumer_connections, vendo
 from tests.test_plivo_stream import answer, start_frame
 from tests.test_voice_pipeline import CONFIG, LONG_REPLY, MS_PER_CHAR, FakeCaller, FakeTransport, Recorder, wait_until
 from voicebots.bots.models import Voicebot
+from voicebots.callruntime.records import recorded_audio
+from voicebots.callruntime.runtime import TIME_LIMIT_GOODBYE_S, session_options
 from voicebots.calls.models import Call as CallRecord
 from voicebots.conversation import ConversationEngine, LLMRequest, MessageDone, TextDelta, ToolUseRequested
 from voicebots.conversation.history import text_of
@@ -39,8 +41,6 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.voice import CallSession, SessionOptions
-from voicebots.telephony.consumer import TIME_LIMIT_GOODBYE_S, session_options
-from voicebots.telephony.recording import recorded_audio
 from voicebots.telephony.transfer import transfer_url
 from voicebots.voice.activity import VoiceActivity
 from voicebots.voice.barge_in import InterruptionRules
@@ -318,7 +318,7 @@ async def test_a_phone_call_is_transferred_through_plivo_after_the_bot_line(clie
                    Turn([Text("")]))
         communicator = WebsocketCommunicator(application, path)
         assert (await communicator.connect())[0]
-        await communicator.send_json_to(start_frame(call_uuid))
+        await communicator.send_to(text_data=start_frame(call_uuid))
         peer = PlivoPeer(communicator)
         await peer.send_audio(speech(900) + silence(800))
         await peer.wait_for(lambda: plivo.calls[0].transfers)
@@ -326,7 +326,7 @@ async def test_a_phone_call_is_transferred_through_plivo_after_the_bot_line(clie
         xml = await sync_to_async(client.post)(f"{aleg_url.path}?{aleg_url.query}")
         assert "<Dial><Number>14155550123</Number></Dial>" in xml.content.decode()
         assert "transfer_call" in [tool["name"] for tool in llm.requests[0].body["tools"]]
-        await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+        await peer.send(peer.codec.stop(call_uuid))
         await communicator.disconnect()
         call = await CallRecord.objects.aget(call_uuid=call_uuid)
         events = [(event.kind, event.detail) async for event in call.events.all()]

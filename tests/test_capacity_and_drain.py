@@ -129,7 +129,7 @@ async def test_drain_returns_as_soon_as_the_calls_have_ended_by_themselves(clien
     call, communicator, peer = await connected_call(client, api, bot)
     draining = asyncio.create_task(drain.drain(timeout_s=30))
     await asyncio.sleep(0.3)
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await peer.send(peer.codec.stop(call.call_uuid))
     assert await asyncio.wait_for(draining, 10) == 0
     await call.arefresh_from_db()
     assert call.end_reason == "The call's audio stream stopped."

@@ -67,9 +67,10 @@ async def test_a_websocket_deepgram_url_is_accepted_and_calls_transcribe_through
     """DEEPGRAM_BASE_URL=ws://... used to fail each call with "isn't a valid URI"; now it reaches Deepgram."""
     async with FakeDeepgram(["Hello there."]) as fake:
         assert fake.ws_url.startswith("ws://")
-        script = ("from django.conf import settings; from voicebots.telephony import vendors; "
-                  "from voicebots.bots.models import Voicebot; "
-                  "print(settings.DEEPGRAM_BASE_URL); print(vendors.speech_to_text(Voicebot(stt_language='en'))._url)")
+        script = ("from django.conf import settings; from voicebots.callruntime import vendors; "
+                  "from voicebots.bots.models import Voicebot; from voicebots.voice.audio import MULAW_8K; "
+                  "print(settings.DEEPGRAM_BASE_URL); "
+                  "print(vendors.speech_to_text(Voicebot(stt_language='en'), MULAW_8K)._url)")
         result = await asyncio.to_thread(run_manage, ["shell", "-c", script], DEEPGRAM_BASE_URL=fake.ws_url,
                                   DEEPGRAM_API_KEY=fake.api_key)
         assert result.returncode == 0, result.stderr

@@ -15,10 +15,9 @@ from voicebots.functions.runner import (
     FunctionResult,
     FunctionRunner,
     FunctionToolRunner,
-    is_public_address,
     verify_signature,
-    webhook_client,
 )
+from voicebots.core.outbound import is_public_address, webhook_client
 
 SECRET = "whsec-test-secret"
 CALL_INFO = {"call_uuid": "c-123", "from": "+15551234567", "to": "+15557654321", "direction": "inbound",

@@ -35,7 +35,7 @@ async def connected_call(client, api, bot):
     path = await sync_to_async(answer)(client, api, bot, call_uuid)
     communicator = WebsocketCommunicator(application, path)
     assert (await communicator.connect())[0]
-    await communicator.send_json_to(start_frame(call_uuid))
+    await communicator.send_to(text_data=start_frame(call_uuid))
     peer = PlivoPeer(communicator)
     await peer.wait_for(lambda: peer.count("checkpoint") > 0)  # the greeting was sent: the call is live
     call = await Call.objects.aget(call_uuid=call_uuid)

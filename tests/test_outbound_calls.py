@@ -288,10 +288,12 @@ def test_a_call_played_end_to_end_by_the_fake(api, bot, fake_plivo, live_server,
     fake_plivo.plan = CallPlan(outcome="human", talk_s=0.2)
     call_id = dial(api, bot).json()["id"]
     deadline = time.monotonic() + 10
-    while Call.objects.get(pk=call_id).status != "completed" and time.monotonic() < deadline:
+    fired = fake_plivo.calls[0]
+    # The fake notes a callback once our answer to it arrives, which may be after the status is written.
+    while not (Call.objects.get(pk=call_id).status == "completed" and len(fired.callbacks) == 3) \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Call.objects.get(pk=call_id).status == "completed", fake_plivo.callback_errors
-    fired = fake_plivo.calls[0]
     assert [kind for kind, *_ in fired.callbacks] == ["ring", "answer", "hangup"]
     assert all(status < 300 for _, status, *_ in fired.callbacks) and "<Stream" in fired.answer_xml
 
@@ -301,10 +303,11 @@ def test_a_machine_played_end_to_end_by_the_fake_gets_the_voicemail(api, bot, fa
     fake_plivo.plan = CallPlan(outcome="machine", detect_s=0.1, talk_s=5)
     call_id = dial(api, bot, machine_detection=True, voicemail_message="Call back, {{first_name}}.").json()["id"]
     deadline = time.monotonic() + 10
-    while Call.objects.get(pk=call_id).status != "voicemail" and time.monotonic() < deadline:
+    fired = fake_plivo.calls[0]
+    while not (Call.objects.get(pk=call_id).status == "voicemail" and len(fired.callbacks) == 5) \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Call.objects.get(pk=call_id).status == "voicemail", fake_plivo.callback_errors
-    fired = fake_plivo.calls[0]
     assert [kind for kind, *_ in fired.callbacks] == ["ring", "answer", "machine", "transfer", "hangup"]
     url, xml = fired.transfers[0]
     assert url.endswith(f"/Call/{call_id}/voicemail") and "<Speak>Call back, Ada.</Speak>" in xml

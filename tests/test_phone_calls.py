@@ -3,8 +3,6 @@
 Every vendor is a protocol-accurate fake on 127.0.0.1 driven by its real SDK.
 """
 import asyncio
-import base64
-import json
 import uuid
 
 import pytest
@@ -19,6 +17,7 @@ from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.http_handler import Reply
 from tests.test_plivo_stream import answer, start_frame
 from voicebots.calls.models import Call
+from voicebots.telephony.codec import CheckpointRequested, ClearRequested, DtmfRequested, PlayAudio, PlivoStreamCodec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,12 +58,19 @@ def answered_call(client, api, phone_bot):
     return call_uuid, answer(client, api, phone_bot, call_uuid)
 
 
-class PlivoPeer:
-    """Plays Plivo's side over the communicator: media every 20 ms, acks checkpoints, records what it gets."""
+# Plivo's event names of the server's messages, as the peer records them.
+EVENTS = {PlayAudio: "playAudio", CheckpointRequested: "checkpoint", ClearRequested: "clearAudio",
+          DtmfRequested: "sendDTMF"}
 
-    def __init__(self, communicator):
+
+class PlivoPeer:
+    """Plays Plivo's side over the communicator (with the codec): media every 20 ms, acks checkpoints, records
+    what it gets."""
+
+    def __init__(self, communicator, stream_id="stream-1"):
         self.communicator = communicator
-        self.frames = []  # (event, frame, monotonic time)
+        self.codec = PlivoStreamCodec(stream_id)
+        self.frames = []  # (event, message, monotonic time)
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self):
@@ -74,17 +80,17 @@ class PlivoPeer:
             if output["type"] == "websocket.close":
                 self.frames.append(("closed", output, loop.time()))
                 return
-            frame = json.loads(output["text"])
-            self.frames.append((frame["event"], frame, loop.time()))
-            if frame["event"] == "checkpoint":  # played instantly: acknowledge at once
-                await self.communicator.send_json_to({"event": "playedStream", "streamId": frame["streamId"],
-                                                      "name": frame["name"]})
+            message = self.codec.parse_from_server(output["text"])
+            self.frames.append((EVENTS[type(message)], message, loop.time()))
+            if isinstance(message, CheckpointRequested):  # played instantly: acknowledge at once
+                await self.send(self.codec.played(message.name))
+
+    async def send(self, text: str):
+        await self.communicator.send_to(text_data=text)
 
     async def send_audio(self, audio: bytes, realtime: bool = True):
         for offset in range(0, len(audio), FRAME):
-            payload = base64.b64encode(audio[offset:offset + FRAME].ljust(FRAME, b"\xff")).decode()
-            await self.communicator.send_json_to({"event": "media", "streamId": "stream-1",
-                                                  "media": {"track": "inbound", "payload": payload}})
+            await self.send(self.codec.media(audio[offset:offset + FRAME].ljust(FRAME, b"\xff")))
             if realtime:
                 await asyncio.sleep(0.02)
 
@@ -109,7 +115,7 @@ async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_reco
                Turn([Text("You are booked for Monday.")]))
     communicator = WebsocketCommunicator(application, path)
     assert (await communicator.connect())[0]
-    await communicator.send_json_to(start_frame(call_uuid))
+    await communicator.send_to(text_data=start_frame(call_uuid))
     peer = PlivoPeer(communicator)
 
     await peer.wait_for(lambda: peer.count("playAudio") > 0)  # the greeting comes first, unprompted
@@ -120,11 +126,11 @@ async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_reco
     await peer.send_audio(speech(900) + silence(800))
     await peer.wait_for(lambda: peer.count("playAudio") > audio_before + 5)
     await peer.send_audio(silence(600))
-    await communicator.send_json_to({"event": "dtmf", "streamId": "stream-1", "dtmf": {"digit": "5"}})
+    await peer.send(peer.codec.dtmf("5"))
     await peer.send_audio(speech(900) + silence(800))
     await peer.wait_for(lambda: len(function_handler.requests) == 1)
     await peer.send_audio(silence(1500))
-    await communicator.send_json_to({"event": "stop", "streamId": "stream-1"})
+    await peer.send(peer.codec.stop(call_uuid))
     await peer.wait_for(lambda: peer.count("closed") or True)
     await communicator.disconnect()
 
@@ -166,7 +172,7 @@ async def test_an_outbound_calls_variables_fill_the_greeting_and_prompt(outbound
     llm.script(Turn([Text("Order 1042.")]))
     communicator = WebsocketCommunicator(application, path)
     assert (await communicator.connect())[0]
-    await communicator.send_json_to(start_frame("outbound-call-uuid"))
+    await communicator.send_to(text_data=start_frame("outbound-call-uuid"))
     peer = PlivoPeer(communicator)
     await peer.wait_for(lambda: peer.count("playAudio") > 0)
     assert "Hello Ada!" in tts.transcripts.values()

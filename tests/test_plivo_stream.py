@@ -1,5 +1,4 @@
 """The Plivo stream consumer, end to end through the ASGI app, speaking Plivo's protocol."""
-import base64
 import json
 import uuid
 from urllib.parse import urlsplit
@@ -12,6 +11,7 @@ from django.db import connections
 
 from config.asgi import application
 from voicebots.calls.models import Call
+from voicebots.telephony.codec import CheckpointRequested, PlayAudio, PlivoStreamCodec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,10 +42,9 @@ def answer(client, api, bot, call_uuid=None) -> str:
     return f"{url.path}?{url.query}"
 
 
-def start_frame(call_uuid: str, stream_id: str = "stream-1") -> dict:
-    return {"event": "start", "sequenceNumber": 1, "extra_headers": "",
-            "start": {"callId": call_uuid, "streamId": stream_id, "accountId": "MA00000000000000TEST",
-                      "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}}
+def start_frame(call_uuid: str, stream_id: str = "stream-1") -> str:
+    """Plivo's `start` frame of a mu-law stream, as the codec (Plivo's side of it) writes it."""
+    return PlivoStreamCodec(stream_id).start(call_uuid, account_id="MA00000000000000TEST")
 
 
 @pytest.fixture
@@ -69,18 +68,18 @@ async def test_missing_keys_play_an_apology_and_the_record_says_why(answered, se
     communicator = WebsocketCommunicator(application, path)
     connected, _ = await communicator.connect()
     assert connected
-    await communicator.send_json_to(start_frame(call_uuid))
+    await communicator.send_to(text_data=start_frame(call_uuid))
     audio, checkpoint = b"", None
     while checkpoint is None:
-        frame = json.loads(await communicator.receive_from(timeout=5))
-        if frame["event"] == "playAudio":
-            assert frame["media"]["contentType"] == "audio/x-mulaw" and frame["media"]["sampleRate"] == 8000
-            audio += base64.b64decode(frame["media"]["payload"])
-        elif frame["event"] == "checkpoint":
-            assert frame["streamId"] == "stream-1"
-            checkpoint = frame["name"]
+        message = PlivoStreamCodec.parse_from_server(await communicator.receive_from(timeout=5))
+        if isinstance(message, PlayAudio):
+            assert (message.content_type, message.sample_rate) == ("audio/x-mulaw", 8000)
+            audio += message.audio
+        elif isinstance(message, CheckpointRequested):
+            assert message.stream_id == "stream-1"
+            checkpoint = message.name
     assert len(audio) > 8000  # more than a second of apology, not silence
-    await communicator.send_json_to({"event": "playedStream", "streamId": "stream-1", "name": checkpoint})
+    await communicator.send_to(text_data=PlivoStreamCodec("stream-1").played(checkpoint))
     assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"  # then it hangs up
     call = await Call.objects.aget(call_uuid=call_uuid)
     assert call.has_ended
@@ -95,11 +94,11 @@ async def test_malformed_and_unknown_frames_are_skipped(answered, settings):
     assert (await communicator.connect())[0]
     for junk in ("not json", "[1, 2]", json.dumps({"event": "media"}), json.dumps({"event": "wat"})):
         await communicator.send_to(text_data=junk)
-    await communicator.send_json_to(start_frame(call_uuid))
+    await communicator.send_to(text_data=start_frame(call_uuid))
     await communicator.send_json_to({"event": "media", "media": {"payload": "%%%not-base64"}})
     await communicator.send_json_to({"event": "dtmf", "dtmf": {}})
-    frame = json.loads(await communicator.receive_from(timeout=5))
-    assert frame["event"] == "playAudio"  # still alive and talking
+    message = PlivoStreamCodec.parse_from_server(await communicator.receive_from(timeout=5))
+    assert isinstance(message, PlayAudio)  # still alive and talking
     await communicator.disconnect()
     assert (await Call.objects.aget(call_uuid=call_uuid)).has_ended
 
@@ -109,9 +108,9 @@ async def test_a_second_stream_for_an_ended_call_is_refused(answered, settings):
     call_uuid, path = answered
     first = WebsocketCommunicator(application, path)
     assert (await first.connect())[0]
-    await first.send_json_to(start_frame(call_uuid))
+    await first.send_to(text_data=start_frame(call_uuid))
     await first.receive_from(timeout=5)
-    await first.send_json_to({"event": "stop"})
+    await first.send_to(text_data=PlivoStreamCodec("stream-1").stop(call_uuid))
     await first.disconnect()
     second = WebsocketCommunicator(application, path)
     connected, code = await second.connect()
@@ -123,5 +122,5 @@ async def test_a_stream_for_another_calls_token_is_refused(answered, settings):
     _, path = answered
     communicator = WebsocketCommunicator(application, path)
     assert (await communicator.connect())[0]
-    await communicator.send_json_to(start_frame("a-different-call-uuid"))
+    await communicator.send_to(text_data=start_frame("a-different-call-uuid"))
     assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"

@@ -29,7 +29,7 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
 from voicebots.voice import Announcement, BaseCallObserver, CallSession, SessionOptions, TurnRecord
-from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw, rms, silence
+from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw, rms, silence
 from voicebots.voice.heard import history_after_greeting, history_after_reply
 from voicebots.voice.playout import Playout
 from voicebots.voice.ports import SpeechStarted, Transcript, UtteranceEnd
@@ -48,6 +48,8 @@ CONFIG = BotConfig(bot_id="bot-1", name="Trattoria", prompt="You answer calls fo
 class FakeTransport:
     """The phone leg: records what it is sent and plays it in real time, acknowledging each checkpoint once
     the audio before it has played (as Plivo's playedStream does); `clear` drops what is still queued."""
+
+    input_format = output_format = MULAW_8K
 
     def __init__(self) -> None:
         self.handler: Any = None

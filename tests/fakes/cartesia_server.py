@@ -5,8 +5,9 @@
         ...
         fake.transcripts[context_id], fake.cancelled, fake.requests
 
-Audio is sized to the text: `ms_per_char` of audio per character (8 bytes a millisecond of mu-law at 8 kHz),
-filled with a fixed non-silent byte pattern (`AUDIO_PATTERN`; 0xFF would be silence), so a test can tell the
+Audio is sized to the text: `ms_per_char` of audio per character, in the request's `output_format` (8 bytes a
+millisecond of mu-law at 8 kHz, 32 of pcm_s16le at 16 kHz), filled with a fixed non-silent pattern
+(`AUDIO_PATTERN` for mu-law, where 0xFF would be silence; `PCM16_PATTERN` for 16-bit PCM), so a test can tell the
 fake's speech from padding. Each input with a transcript is answered after `first_chunk_delay_s` (the model's
 latency) with `chunk` frames of `chunk_bytes`; an input with `flush: true` is answered with `flush_done` (its
 `flush_id` counts up from 1 and is echoed on the chunks that precede it); `continue: false` ends the context with
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,15 +34,22 @@ from tests.fakes.loopback import WebSocketLoopbackServer
 
 DEFAULT_API_KEY = "test-key"
 AUDIO_PATTERN = bytes([0x1E, 0x2E, 0x3E, 0x4E, 0x3E, 0x2E, 0x9E, 0xAE, 0xBE, 0xCE, 0xBE, 0xAE])
+PCM16_PATTERN = b"".join(value.to_bytes(2, "little", signed=True)
+                         for value in (3000, 6000, 9000, 6000, 3000, 0, -3000, -6000, -9000, -6000, -3000, 0))
+PCM_F32_PATTERN = struct.pack("<4f", 0.1, 0.2, -0.1, -0.2)
 BYTES_PER_MS = 8
-ENCODINGS = {"pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"}
+ENCODINGS = {"pcm_f32le": 4, "pcm_s16le": 2, "pcm_mulaw": 1, "pcm_alaw": 1}  # bytes a sample
 SAMPLE_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
+PATTERNS = {"pcm_mulaw": AUDIO_PATTERN, "pcm_alaw": AUDIO_PATTERN, "pcm_s16le": PCM16_PATTERN,
+            "pcm_f32le": PCM_F32_PATTERN}
 
 
-def speech_audio(text: str, ms_per_char: int = 60) -> bytes:
-    """The fake's audio for `text`."""
-    size = len(text) * ms_per_char * BYTES_PER_MS
-    return (AUDIO_PATTERN * (size // len(AUDIO_PATTERN) + 1))[:size]
+def speech_audio(text: str, ms_per_char: int = 60, encoding: str = "pcm_mulaw", sample_rate: int = 8000) -> bytes:
+    """The fake's audio for `text`, in Cartesia's `encoding` at `sample_rate`."""
+    bytes_per_ms = sample_rate * ENCODINGS[encoding] // 1000
+    size = len(text) * ms_per_char * bytes_per_ms
+    pattern = PATTERNS[encoding]
+    return (pattern * (size // len(pattern) + 1))[:size]
 
 
 @dataclass
@@ -148,7 +157,8 @@ class FakeCartesia(WebSocketLoopbackServer):
             message = await context.inputs.get()
             if text := message.get("transcript", ""):
                 await asyncio.sleep(self.first_chunk_delay_s)
-                audio = speech_audio(text, self.ms_per_char)
+                output = message["output_format"]
+                audio = speech_audio(text, self.ms_per_char, output["encoding"], output["sample_rate"])
                 for offset in range(0, len(audio), self.chunk_bytes):
                     data = base64.b64encode(audio[offset:offset + self.chunk_bytes]).decode()
                     await _send(connection, {"type": "chunk", "context_id": context_id, "data": data, "done": False,

@@ -5,13 +5,16 @@
         ...
         fake.streams[0].query["model"], fake.streams[0].text_messages
 
-Speech is found in the audio actually received: a 20 ms mu-law frame whose energy is above `speech_rms` is
+Speech is found in the audio actually received, in the format the query declares (`encoding` mulaw or
+linear16, `sample_rate`; Deepgram's raw-audio parameters): a 20 ms frame whose energy is above `speech_rms` is
 speech. Each burst of speech consumes the next scripted transcript (an empty one when the script is used up),
 so two bursts give two transcripts, in order. While a burst lasts: SpeechStarted (with `vad_events`), then
 interim Results revealing more words as speech goes on (with `interim_results`). After `endpointing` ms of
 silence (from the query; Deepgram's default is 10): the final Results with `is_final` and `speech_final`,
 sent `final_delay_s` later (vendor processing time), and `utterance_end_ms` after the last word an UtteranceEnd.
-Time is the audio clock (bytes received / 8000), so a client that streams in real time sees real delays.
+Time is the audio clock (bytes received / bytes per second), so a client that streams in real time sees real
+delays. A query without a supported encoding and rate is refused (400), as Deepgram refuses raw audio it cannot
+decode.
 
 Text messages: KeepAlive (recorded, no reply), Finalize (a final of the current burst, `from_finalize`),
 CloseStream (final, Metadata, close 1000), Configure (ConfigureSuccess); anything else gets an Error.
@@ -28,7 +31,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
@@ -40,6 +43,8 @@ from tests.fakes.loopback import WebSocketLoopbackServer
 DEFAULT_API_KEY = "test-key"
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 FRAME_S = 0.02
+ENCODINGS = {"mulaw": 1, "linear16": 2}  # bytes a sample
+SAMPLE_RATES = {8000, 16000, 24000, 32000, 44100, 48000}
 MODEL_INFO = {"name": "general-nova-3", "version": "2026-01-01.0", "arch": "nova-3"}
 MODEL_UUID = "1dbdfb4d-85b2-4659-8a9b-9d9d7bd8d9b0"
 NET_0001 = ("Deepgram did not receive audio data or a text message within the timeout window. "
@@ -61,6 +66,16 @@ def silence(ms: int) -> bytes:
     return b"\xff" * (8 * ms)
 
 
+def speech_pcm16(ms: int, rate: int = 16000, frequency: float = 440.0) -> bytes:
+    """`ms` of the same loud tone as 16-bit little-endian PCM at `rate` (a browser's audio)."""
+    t = np.arange(rate * ms // 1000) / rate
+    return (8000 * np.sin(2 * np.pi * frequency * t)).astype("<i2").tobytes()
+
+
+def silence_pcm16(ms: int, rate: int = 16000) -> bytes:
+    return bytes(2 * (rate * ms // 1000))
+
+
 def _mulaw_squares() -> np.ndarray:
     """Squared sample value of every mu-law byte (G.711 decoding written out here, independent of the code
     under test)."""
@@ -73,9 +88,12 @@ def _mulaw_squares() -> np.ndarray:
 _SQUARES = _mulaw_squares()
 
 
-def _frame_energies(data: bytes) -> np.ndarray:
-    """RMS of each whole 20 ms frame of mu-law `data`, in one pass (the fake hears 50 frames a second a call)."""
-    squares = _SQUARES[np.frombuffer(data, dtype=np.uint8)].reshape(-1, FRAME_BYTES)
+def _frame_energies(data: bytes, encoding: str = "mulaw", frame_bytes: int = FRAME_BYTES) -> np.ndarray:
+    """RMS of each whole 20 ms frame of `data`, in one pass (the fake hears 50 frames a second a call)."""
+    if encoding == "mulaw":
+        squares = _SQUARES[np.frombuffer(data, dtype=np.uint8)].reshape(-1, frame_bytes)
+    else:
+        squares = np.frombuffer(data, dtype="<i2").astype(np.float64).reshape(-1, frame_bytes // 2) ** 2
     return np.sqrt(squares.mean(axis=1))
 
 
@@ -137,6 +155,8 @@ class _Listener:
         self.vad_events = _flag(query, "vad_events")
         self.endpointing_ms = _milliseconds(query, "endpointing", 10)
         self.utterance_end_ms = _milliseconds(query, "utterance_end_ms", None)
+        self.encoding = query.get("encoding", "mulaw")
+        self.frame_bytes = int(query.get("sample_rate", 8000)) * ENCODINGS[self.encoding] // 50
         self.audio_s = 0.0
         self.partial = b""
         self.burst: _Burst | None = None
@@ -149,9 +169,9 @@ class _Listener:
     def on_audio(self, data: bytes) -> None:
         self.record.audio_bytes += len(data)
         data = self.partial + data
-        whole = len(data) - len(data) % FRAME_BYTES
+        whole = len(data) - len(data) % self.frame_bytes
         self.partial = data[whole:]
-        for energy in _frame_energies(data[:whole]).tolist() if whole else ():
+        for energy in _frame_energies(data[:whole], self.encoding, self.frame_bytes).tolist() if whole else ():
             self.on_frame(energy)
 
     def on_frame(self, energy: float) -> None:
@@ -302,6 +322,11 @@ class FakeDeepgram(WebSocketLoopbackServer):
         if request.headers.get("Authorization") != f"Token {self.api_key}":
             self.rejected.append((request.path, 401))
             return connection.respond(401, "Invalid credentials.\n")
+        query = dict(parse_qsl(urlsplit(request.path).query))
+        encoding, rate = query.get("encoding"), query.get("sample_rate", "")
+        if encoding is not None and (encoding not in ENCODINGS or not rate.isdigit() or int(rate) not in SAMPLE_RATES):
+            self.rejected.append((request.path, 400))
+            return connection.respond(400, "Unsupported encoding or sample_rate.\n")
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:

@@ -6,8 +6,9 @@
         fake.requests[0].query["model"], fake.requests[0].body["text"]
 
 Raw asyncio HTTP/1.1 with keep-alive. Auth is `Authorization: Token <key>` (401 otherwise); the query must
-name an Aura model (400 otherwise). The answer is chunked raw audio sized to the text (`ms_per_char`, the
-same non-silent pattern as the Cartesia fake), after `first_chunk_delay_s`. `fail_requests` answers that many
+name an Aura model and, with `container=none`, a raw `encoding` (mulaw at 8000 Hz, linear16 at 8-48 kHz) with its
+`sample_rate` (400 otherwise). The answer is chunked raw audio sized to the text (`ms_per_char`, the same
+non-silent patterns as the Cartesia fake), after `first_chunk_delay_s`. `fail_requests` answers that many
 requests with a 500. Clients that go away mid-stream are recorded in `disconnects`.
 """
 from __future__ import annotations
@@ -72,6 +73,8 @@ class FakeAura(StreamLoopbackServer):
             await _send_error(writer, 401, "INVALID_AUTH", "Invalid credentials.")
         elif not request.query.get("model", "").startswith("aura-"):
             await _send_error(writer, 400, "INVALID_QUERY_PARAMETER", "Unknown model.")
+        elif _raw_format(request.query) is None:
+            await _send_error(writer, 400, "UNSUPPORTED_AUDIO_FORMAT", "Unsupported encoding or sample_rate.")
         elif not isinstance(body, dict) or not str(body.get("text", "")).strip():
             await _send_error(writer, 400, "INVALID_INPUT", "text is required.")
         elif self.fail_requests > 0:
@@ -82,7 +85,7 @@ class FakeAura(StreamLoopbackServer):
         return headers.get("connection", "").lower() != "close"
 
     async def _stream(self, writer: asyncio.StreamWriter, request: SpeakRequest) -> None:
-        audio = speech_audio(request.body["text"], self.ms_per_char)
+        audio = speech_audio(request.body["text"], self.ms_per_char, *_raw_format(request.query))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: audio/basic\r\ntransfer-encoding: chunked\r\n"
                      b"dg-model-name: %s\r\ndg-request-id: %s\r\ndg-char-count: %d\r\n\r\n"
                      % (request.query["model"].encode(), str(uuid.uuid4()).encode(), len(request.body["text"])))
@@ -94,6 +97,15 @@ class FakeAura(StreamLoopbackServer):
             await writer.drain()
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+
+def _raw_format(query: dict[str, str]) -> tuple[str, int] | None:
+    """The Cartesia-fake encoding name and rate of a raw request (mu-law at 8 kHz when unspecified)."""
+    encoding, rate = query.get("encoding", "mulaw"), query.get("sample_rate", "8000")
+    rates = {"mulaw": {8000}, "linear16": {8000, 16000, 24000, 32000, 48000}}.get(encoding)
+    if rates is None or not rate.isdigit() or int(rate) not in rates:
+        return None
+    return ("pcm_mulaw" if encoding == "mulaw" else "pcm_s16le"), int(rate)
 
 
 async def _send_error(writer: asyncio.StreamWriter, status: int, code: str, message: str) -> None:

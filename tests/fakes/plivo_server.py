@@ -206,6 +206,13 @@ class FakePlivo:
 
     # --- Resources (each returns (status, body or None)) ------------------------------------------
 
+    def account_details(self) -> dict:
+        """GET /v1/Account/{auth_id}/, as Plivo answers it."""
+        return {"account_type": "standard", "address": "", "api_id": _api_id(), "auth_id": self.auth_id,
+                "auto_recharge": False, "billing_mode": "prepaid", "cash_credits": "10.00000", "city": "",
+                "name": "Fake Plivo account", "resource_uri": f"/v1/Account/{self.auth_id}/", "state": "",
+                "timezone": "Asia/Kolkata"}
+
     def handle(self, method: str, parts: list[str], query: dict, body: dict) -> tuple[int, dict | None]:
         resource, rest = parts[0], parts[1:]
         routes = {"Call": self._call_route, "Request": self._request_route, "Application": self._application_route,
@@ -471,6 +478,8 @@ class _Handler(BaseHTTPRequestHandler):
                                else _error(f"Scripted {failure.status}"))
         if failure is not None:
             time.sleep(failure.stall_s)
+        if len(parts) == 3 and parts[:2] == ["v1", "Account"] and url.path.endswith("/") and method == "GET":
+            return self._reply(200, fake.account_details())
         if len(parts) < 4 or parts[:2] != ["v1", "Account"] or not url.path.endswith("/"):
             return self._reply(404, _error("Resource not found"))
         status, payload = fake.handle(method, parts[3:], query, body)

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -12,6 +13,7 @@ from voicebots.core.ids import new_auth_id, random_string
 from .models import Account, Membership
 
 TOKEN_LENGTH = 40
+PLIVO_CHECK_TIMEOUT_S = 10
 
 
 def hash_token(token: str) -> str:
@@ -82,3 +84,39 @@ def create_member(account: Account, username: str, password: str, *, superuser: 
     user = create(username=username, password=password, is_staff=True)
     Membership.objects.create(user=user, account=account)
     return user
+
+
+class PlivoCredentialsRefused(Exception):
+    """Plivo did not accept the credentials; the message says what it said."""
+
+
+class PlivoUnreachable(Exception):
+    """Plivo could not be asked; nothing was changed."""
+
+
+def check_plivo_credentials(auth_id: str, auth_token: str) -> None:
+    """Ask Plivo for the account's details with these credentials (a cheap authenticated GET)."""
+    from voicebots.providers.plivo_api import PlivoApi, PlivoApiError
+
+    try:
+        PlivoApi(auth_id, auth_token, settings.PLIVO_API_BASE_URL, timeout=PLIVO_CHECK_TIMEOUT_S).get_account()
+    except PlivoApiError as error:
+        if error.retryable:
+            raise PlivoUnreachable(f"Plivo could not be reached to check the credentials, so nothing was changed "
+                                   f"({error.message}). Try again.") from error
+        raise PlivoCredentialsRefused(f"Plivo did not accept these credentials: {error.message}") from error
+
+
+def update_account(account: Account, changes: dict) -> Account:
+    """Apply `changes` (validated fields); new Plivo credentials are checked with Plivo first."""
+    plivo_id = changes.get("plivo_auth_id", account.plivo_auth_id)
+    plivo_token = changes.get("plivo_auth_token", account.plivo_auth_token)
+    new_pair = (plivo_id, plivo_token) != (account.plivo_auth_id, account.plivo_auth_token)
+    if new_pair and plivo_id and plivo_token:
+        check_plivo_credentials(plivo_id, plivo_token)  # before the transaction: it may take seconds
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        for field, value in changes.items():
+            setattr(account, field, value)
+        account.save()
+    return account

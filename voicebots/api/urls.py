@@ -1,6 +1,7 @@
 """/v1/Account/{auth_id}/... routes. Every path takes a trailing slash or not, for every method."""
 from django.urls import re_path
 
+from voicebots.accounts.views import AccountViewSet
 from voicebots.bots.views import VoicebotViewSet
 from voicebots.calls.views import CallViewSet
 from voicebots.campaigns.views import CampaignViewSet
@@ -9,6 +10,7 @@ from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
 from voicebots.numbers.views import NumberViewSet
 from voicebots.telephony import webhooks
+from voicebots.webhooks.views import WebhookViewSet
 
 from .views import COLLECTION_ACTIONS, ITEM_ACTIONS
 
@@ -29,6 +31,8 @@ def resource(prefix: str, viewset, name: str) -> list:
 
 
 urlpatterns = [
+    re_path(r"^v1/Account/(?P<auth_id>[^/]+)/?$",
+            AccountViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="account-detail"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/inbound_call/?$", webhooks.inbound_call, name="plivo-answer"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/hangup/?$", webhooks.hangup, name="plivo-hangup"),
     re_path(rf"{ACCOUNT}Voicebot/(?P<bot_id>[^/]+)/stream_status/?$", webhooks.stream_status,
@@ -53,6 +57,13 @@ urlpatterns = [
     re_path(rf"{ACCOUNT}Campaign/{ITEM}/contacts/?$",
             CampaignViewSet.as_view({"get": "contacts", "post": "upload_contacts"}), name="campaign-contacts"),
     *resource("Campaign", CampaignViewSet, "campaign"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/rotate_secret/?$", WebhookViewSet.as_view({"post": "rotate_secret"}),
+            name="webhook-rotate-secret"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/deliveries/?$", WebhookViewSet.as_view({"get": "deliveries"}),
+            name="webhook-deliveries"),
+    re_path(rf"{ACCOUNT}Webhook/{ITEM}/deliveries/(?P<delivery_id>[^/]+)/retry/?$",
+            WebhookViewSet.as_view({"post": "retry"}), name="webhook-delivery-retry"),
+    *resource("Webhook", WebhookViewSet, "webhook"),
     re_path(rf"{ACCOUNT}Number/?$", NumberViewSet.as_view({"get": "list"}), name="number-list"),
     re_path(rf"{ACCOUNT}Number/(?P<number>[^/]+)/?$",
             NumberViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="number-detail"),

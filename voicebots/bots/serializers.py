@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from voicebots.analysis.serializers import AnalysisSettingsField
 from voicebots.api.serializers import StrictModelSerializer, StrictSerializer
 from voicebots.functions.models import Function
 from voicebots.knowledge.models import Knowledgebase
@@ -98,6 +99,7 @@ class VoicebotSerializer(StrictModelSerializer):
     backchannel_words = BackchannelWordsField()
     knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
     function_ids = OwnedIdsField(Function, "Function", source="functions")
+    analysis = AnalysisSettingsField(required=False)
     websocket_url = serializers.SerializerMethodField()
     inbound_call_url = serializers.SerializerMethodField()
 
@@ -106,7 +108,7 @@ class VoicebotSerializer(StrictModelSerializer):
         fields = [
             "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
             "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
-            "backchannel_words", "knowledgebase_ids", "function_ids", "websocket_url", "inbound_call_url",
+            "backchannel_words", "knowledgebase_ids", "function_ids", "analysis", "websocket_url", "inbound_call_url",
             "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
+from voicebots.analysis.admin import analysis_html
 
 from .models import Call
 
@@ -15,7 +16,8 @@ class CallAdmin(AccountScopedAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["id", "voicebot", "direction", "status", "call_uuid", "request_uuid", "stream_id",
                        "from_number", "to_number", "variables", "answered_at", "stream_started_at", "ended_at",
-                       "duration_seconds", "hangup_cause", "end_reason", "transcript", "events_table", "created_at"]
+                       "duration_seconds", "hangup_cause", "end_reason", "analysis_view", "transcript", "events_table",
+                       "created_at"]
     fields = readonly_fields
 
     def has_add_permission(self, request):
@@ -30,6 +32,10 @@ class CallAdmin(AccountScopedAdmin):
     @admin.display(description="Turns")
     def turn_count(self, obj):
         return obj.turns.count()
+
+    @admin.display(description="Analysis")
+    def analysis_view(self, obj):
+        return analysis_html(obj.analysis)
 
     @admin.display(description="Transcript")
     def transcript(self, obj):

@@ -205,7 +205,7 @@ def _set_end_reason(call_id: str, reason: str) -> None:
 
 
 def _in_database_thread(function):
-    from voicebots.telephony.database import in_call_database_thread  # the calls' own pool of threads
+    from voicebots.callruntime.database import in_call_database_thread  # the calls' own pool of threads
 
     return in_call_database_thread(function)
 

@@ -33,8 +33,8 @@ class CallSerializer(serializers.ModelSerializer):
     class Meta:
         model = Call
         fields = ["id", "voicebot_id", "direction", "status", "call_uuid", "request_uuid", "from_", "to", "variables",
-                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "created_at",
-                  "updated_at"]
+                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "analysis",
+                  "created_at", "updated_at"]
         read_only_fields = fields
 
     def to_representation(self, instance):

@@ -7,6 +7,9 @@ from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
 
+from voicebots.analysis import services as analysis
+from voicebots.webhooks import events as webhook_events
+
 from .models import Call, CallEvent
 
 # Sent (with `call`) when Plivo's hangup callback has made an outbound call's status final.
@@ -55,7 +58,8 @@ def finalize(call: Call, *, status: str | None = None, reason: str = "", hangup_
     """Mark a call ended; later, better-informed callbacks may still add the cause and duration."""
     call = Call.objects.select_for_update().get(pk=call.pk)
     now = timezone.now()
-    if not call.has_ended:
+    ends_now = not call.has_ended
+    if ends_now:
         call.status = status or Call.Status.COMPLETED
         call.ended_at = now
     elif status and status != call.status and status != Call.Status.COMPLETED:
@@ -67,6 +71,10 @@ def finalize(call: Call, *, status: str | None = None, reason: str = "", hangup_
     elif call.duration_seconds is None and call.answered_at:
         call.duration_seconds = int((call.ended_at - call.answered_at).total_seconds())
     call.save()
+    if ends_now:  # post-call work, once this commits: the call.ended webhook first, then the analysis
+        analysis.mark_pending(call)
+        webhook_events.call_ended(call)
+        analysis.queue_after_commit(call)
     return call
 
 

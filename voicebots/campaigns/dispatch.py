@@ -18,6 +18,7 @@ from django.db.models import F, Q
 
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
+from voicebots.webhooks import events as webhook_events
 
 from . import windows
 from .models import Attempt, Campaign, Contact
@@ -94,6 +95,7 @@ def _may_dial(campaign: Campaign, now: datetime) -> bool:
             updated_at=now)
     if not contacts.filter(state__in=Contact.REMAINING).exists():
         _set_status(campaign, Campaign.Status.COMPLETED, now, finished_at=now)
+        webhook_events.campaign_completed(campaign)
         return False
     return now < campaign.ends_at
 

@@ -6,10 +6,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from voicebots.calls.models import Call
+from voicebots.webhooks import events as webhook_events
 
-from . import clock
 from .models import Attempt, Campaign, Contact
-from .tasks import dispatch_campaign
 
 
 def apply_outcome(contact: Contact, campaign: Campaign, call: Call, now: datetime, error: str = "") -> None:
@@ -29,6 +28,8 @@ def apply_outcome(contact: Contact, campaign: Campaign, call: Call, now: datetim
     else:
         contact.state = Contact.State.FAILED
     contact.updated_at = now
+    if contact.state not in Contact.REMAINING:
+        webhook_events.contact_finished(campaign, contact, call)
 
 
 def settle(call: Call, now: datetime, error: str = "") -> Campaign | None:
@@ -48,11 +49,3 @@ def settle(call: Call, now: datetime, error: str = "") -> Campaign | None:
         apply_outcome(contact, attempt.campaign, call, now, error)
         contact.save()
     return attempt.campaign
-
-
-def on_call_finished(sender, call: Call, **kwargs) -> None:
-    """Plivo said a call is over: settle its contact and let the campaign use the freed slot at once."""
-    campaign = settle(call, clock.now())
-    if campaign is not None:
-        campaign_id = str(campaign.id)
-        transaction.on_commit(lambda: dispatch_campaign.delay(campaign_id))

@@ -1,5 +1,8 @@
 """Celery tasks: the periodic run (beat), one campaign's dispatch, and one dial; "now" comes from campaigns.clock."""
 from celery import shared_task
+from django.core.cache import cache
+
+from . import clock, dialer, dispatch
 
 DISPATCH_REQUEST_TTL_S = 300  # a lost request is picked up by the periodic run anyway
 
@@ -7,8 +10,6 @@ DISPATCH_REQUEST_TTL_S = 300  # a lost request is picked up by the periodic run 
 @shared_task(name="campaigns.dispatch_due")
 def dispatch_due() -> int:
     """Every few seconds (beat): dispatch each campaign that is, or should now be, running."""
-    from . import clock, dispatch
-
     campaign_ids = dispatch.campaigns_to_dispatch(clock.now())
     for campaign_id in campaign_ids:
         dispatch_campaign.delay(str(campaign_id), sweep=True)
@@ -24,10 +25,6 @@ def dispatch_campaign(campaign_id: str, sweep: bool = False) -> int:
     makes another pass while a request is filed. So a slot freed during a pass is served by the next.
     `sweep` first takes back what dead workers and lost callbacks left behind (the periodic run does).
     """
-    from django.core.cache import cache
-
-    from . import clock, dialer, dispatch
-
     requested = f"campaigns:dispatch-requested:{campaign_id}"
     cache.set(requested, True, timeout=DISPATCH_REQUEST_TTL_S)
     claimed = 0
@@ -48,6 +45,4 @@ def dispatch_campaign(campaign_id: str, sweep: bool = False) -> int:
 
 @shared_task(name="campaigns.dial", acks_late=True, reject_on_worker_lost=True)
 def dial_attempt(attempt_id: int) -> None:
-    from . import clock, dialer
-
     dialer.dial(attempt_id, clock.now())

@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
-import ssl
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -23,7 +19,7 @@ import httpx
 
 from voicebots.conversation.config import ToolSpec, tool_spec_from_parameters
 from voicebots.conversation.ports import ToolCall, ToolResult
-from voicebots.core.tls import CLIENT_CONTEXT
+from voicebots.core.outbound import RefusedAddress, checked_addresses, pinned_request_parts, webhook_client
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +31,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 MAX_RESULT_CHARS = 8000
 MAX_ERROR_DETAIL_CHARS = 300
-MAX_POOLED_HOSTS = 256
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -62,66 +57,6 @@ def verify_signature(secret: str, timestamp: str | int, body: bytes | str, signa
     return hmac.compare_digest(sign(secret, sent_at, raw), signature)
 
 
-# --- Address guard -----------------------------------------------------------------------------------
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                                 or ip.is_reserved or ip.is_unspecified)
-
-
-def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses, including
-    IPv4 addresses wrapped in IPv6 (::ffff:10.0.0.1, 6to4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        candidates += [embedded for embedded in (ip.ipv4_mapped, ip.sixtofour) if embedded is not None]
-    return all(_is_public(candidate) for candidate in candidates)
-
-
-async def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to, in resolver order, without duplicates."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
-
-
-class _PerHostTransport(httpx.AsyncBaseTransport):
-    """One connection pool per (scheme, Host header).
-
-    Requests go to a pinned IP address, and a pool keyed by IP alone would let a TLS connection made
-    for one host name (its SNI and certificate) carry requests for another name on the same IP, such
-    as two customers' handlers behind one CDN address.
-    """
-
-    def __init__(self, verify: ssl.SSLContext | bool = CLIENT_CONTEXT, max_hosts: int = MAX_POOLED_HOSTS) -> None:
-        self._pools: OrderedDict[tuple[str, str], httpx.AsyncHTTPTransport] = OrderedDict()
-        self._verify = verify
-        self._max_hosts = max_hosts
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.url.scheme, request.headers.get("host", ""))
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._verify)
-            if len(self._pools) > self._max_hosts:  # least recently used host; it reconnects if needed
-                await self._pools.popitem(last=False)[1].aclose()
-        else:
-            self._pools.move_to_end(key)
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), OrderedDict()
-        for pool in pools:
-            await pool.aclose()
-
-
-def webhook_client(verify: ssl.SSLContext | bool = CLIENT_CONTEXT) -> httpx.AsyncClient:
-    """The client FunctionRunner needs: pools kept apart per host name, and no proxies from the
-    environment (a proxy would dial the host itself, bypassing the address check)."""
-    return httpx.AsyncClient(transport=_PerHostTransport(verify), trust_env=False)
-
-
 # --- Calling -----------------------------------------------------------------------------------------
 
 
@@ -142,6 +77,14 @@ class _Failure(Exception):
     def __init__(self, sentence: str, status: int | None = None) -> None:
         super().__init__(sentence)
         self.status = status
+
+
+_REFUSED = {
+    RefusedAddress.INVALID: "The {service} address is not a valid web address.",
+    RefusedAddress.HTTP_NOT_ALLOWED: "The {service} address must use https.",
+    RefusedAddress.NOT_FOUND: "The {service} address could not be found.",
+    RefusedAddress.PRIVATE: "The {service} address is on a private network, which is not allowed.",
+}
 
 
 def _service(function_name: str) -> str:
@@ -259,25 +202,16 @@ class FunctionRunner:
         raise _Failure(f"The {service} redirected too many times.", status)
 
     async def _checked_addresses(self, url: httpx.URL, service: str) -> list[str]:
-        if url.scheme not in ("http", "https") or not url.raw_host:
-            raise _Failure(f"The {service} address is not a valid web address.")
-        if url.scheme == "http" and not self._allow_http:
-            raise _Failure(f"The {service} address must use https.")
         try:
-            addresses = await resolve(url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80))
-        except (socket.gaierror, UnicodeError):
-            addresses = []
-        if not addresses:
-            raise _Failure(f"The {service} address could not be found.")
-        if not self._allow_private and not all(is_public_address(address) for address in addresses):
-            raise _Failure(f"The {service} address is on a private network, which is not allowed.")
-        return addresses
+            return await checked_addresses(url, allow_http=self._allow_http, allow_private=self._allow_private)
+        except RefusedAddress as refused:
+            raise _Failure(_REFUSED[refused.reason].format(service=service)) from None
 
     async def _send(self, url: httpx.URL, addresses: list[str], method: str, content: bytes | None,
                     headers: dict[str, str], timeout_s: float, service: str) -> tuple[int, httpx.Headers, bytes]:
-        pinned_headers = {**headers, "Host": url.netloc.decode("ascii")}
-        # The TLS server name (and certificate check) stay the host name although we dial an IP.
-        extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+        # The Host header, TLS server name (and certificate check) stay the host name although we dial an IP.
+        host_header, extensions = pinned_request_parts(url)
+        pinned_headers = {**headers, **host_header}
         last_error: httpx.ConnectError | None = None
         for address in addresses:
             try:

@@ -2,7 +2,8 @@
 
 One socket per call, one context per bot turn. Each segment is pushed as a continuation of the context,
 followed by a manual flush, so the `flush_done` that closes its audio marks where the segment ends (the
-session puts a playback checkpoint there). Output is raw pcm_mulaw at 8000 Hz, ready for the phone.
+session puts a playback checkpoint there). Output is raw audio in the transport's format: pcm_mulaw at 8000 Hz
+for the phone, pcm_s16le at 16000 Hz for a browser.
 
 The SDK's own context helper starts a background reader that swallows a dropped connection (its context
 queues then wait forever), so this adapter sends requests and reads the socket itself, and fails every open
@@ -20,11 +21,19 @@ import httpcore  # noqa: F401  (the same, for httpx's transport)
 import httpx
 from cartesia import AsyncCartesia
 
+from voicebots.voice.audio import MULAW_8K, AudioFormat
 from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMAT = {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
+CARTESIA_ENCODINGS = {"mulaw": "pcm_mulaw", "linear16": "pcm_s16le"}
+
+
+def output_format(audio_format: AudioFormat) -> dict[str, Any]:
+    """Cartesia's `output_format` for raw audio in `audio_format`."""
+    return {"container": "raw", "encoding": CARTESIA_ENCODINGS[audio_format.encoding],
+            "sample_rate": audio_format.sample_rate}
+
 CLOSE_TIMEOUT_S = 1.0
 
 
@@ -38,8 +47,10 @@ class _Lost:
 class CartesiaTTS:
     def __init__(self, api_key: str, voice_id: str, *, model_id: str = "sonic-3", language: str = "en",
                  base_url: str | None = None, websocket_base_url: str | None = None,
-                 connect_timeout_s: float = 5.0, http_client: httpx.AsyncClient | None = None) -> None:
+                 connect_timeout_s: float = 5.0, http_client: httpx.AsyncClient | None = None,
+                 audio_format: AudioFormat = MULAW_8K) -> None:
         self.voice_id = voice_id
+        self._output_format = output_format(audio_format)
         self._model_id = model_id
         self._language = language
         self._connect_timeout_s = connect_timeout_s
@@ -82,7 +93,7 @@ class CartesiaTTS:
     def _request(self, context_id: str, transcript: str, *, more: bool, flush: bool = False) -> dict[str, Any]:
         request: dict[str, Any] = {
             "context_id": context_id, "model_id": self._model_id, "transcript": transcript,
-            "voice": {"mode": "id", "id": self.voice_id}, "output_format": OUTPUT_FORMAT, "continue": more,
+            "voice": {"mode": "id", "id": self.voice_id}, "output_format": self._output_format, "continue": more,
             "language": self._language, "max_buffer_delay_ms": 0,  # we send whole phrases: generate at once
         }
         if flush:

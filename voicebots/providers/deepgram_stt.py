@@ -1,5 +1,6 @@
 """The call pipeline's SpeechToText on Deepgram's live transcription WebSocket (listen v1, Nova), via
-deepgram-sdk's async socket client.
+deepgram-sdk's async socket client. The audio is raw, in the transport's format (mu-law at 8 kHz from the phone,
+linear16 at 16 kHz from a browser), declared in the query.
 
 One WebSocket per connect(); the session reconnects after a SpeechToTextError. A KeepAlive goes out whenever
 no audio has been sent for `keepalive_s` (Deepgram closes an idle stream after 10 s), and CloseStream on close
@@ -26,6 +27,7 @@ from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 from websockets.exceptions import ConnectionClosed
 from websockets.legacy.client import connect as websocket_connect
 
+from voicebots.voice.audio import MULAW_8K, AudioFormat
 from voicebots.voice.ports import SpeechStarted, SpeechToTextError, SpeechToTextEvent, Transcript, UtteranceEnd
 
 logger = logging.getLogger(__name__)
@@ -39,11 +41,14 @@ class DeepgramSTT:
     def __init__(self, api_key: str, *, model: str = "nova-3", language: str = "en", endpointing_ms: int = 300,
                  utterance_end_ms: int = 1000, interim_results: bool = True, vad_events: bool = True,
                  smart_format: bool = True, punctuate: bool = True, websocket_url: str | None = None,
-                 keepalive_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
+                 keepalive_s: float = 5.0, connect_timeout_s: float = 5.0,
+                 audio_format: AudioFormat = MULAW_8K) -> None:
         self._url = (websocket_url or PRODUCTION_WEBSOCKET) + "/v1/listen"
         self._headers = {"Authorization": f"Token {api_key}"}
+        # Deepgram's names for our two formats are ours: `mulaw` and `linear16`.
         self._params: dict[str, Any] = {
-            "model": model, "language": language, "encoding": "mulaw", "sample_rate": 8000, "channels": 1,
+            "model": model, "language": language, "encoding": audio_format.encoding,
+            "sample_rate": audio_format.sample_rate, "channels": 1,
             "interim_results": interim_results, "endpointing": endpointing_ms, "utterance_end_ms": utterance_end_ms,
             "vad_events": vad_events, "smart_format": smart_format, "punctuate": punctuate,
         }

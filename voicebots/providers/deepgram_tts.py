@@ -1,7 +1,8 @@
 """The call pipeline's TextToSpeech on Deepgram Aura, via deepgram-sdk's streaming REST endpoint `/v1/speak`.
 
-Each segment is one streamed request (raw mu-law, 8000 Hz, no container), so segment ends are exact and a
-barge-in just closes the request. Aura's WebSocket would save the per-request round trip, but it marks
+Each segment is one streamed request (raw audio in the transport's format: mu-law at 8000 Hz for the phone,
+linear16 at 16000 Hz for a browser; no container), so segment ends are exact and a barge-in just closes the
+request. Aura's WebSocket would save the per-request round trip, but it marks
 segment ends only through Flush, which Deepgram limits to 20 per minute: too few for a checkpoint per segment.
 HTTP keep-alive reuses one connection across segments.
 """
@@ -16,6 +17,7 @@ from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
 
+from voicebots.voice.audio import MULAW_8K, AudioFormat
 from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError
 
 logger = logging.getLogger(__name__)
@@ -50,8 +52,9 @@ def aura_model(voice: str) -> str:
 class DeepgramAuraTTS:
     def __init__(self, api_key: str, voice: str = "asteria", *, base_url: str | None = None,
                  timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
-                 http_client: httpx.AsyncClient | None = None) -> None:
+                 http_client: httpx.AsyncClient | None = None, audio_format: AudioFormat = MULAW_8K) -> None:
         self.voice_id = voice
+        self._format = audio_format
         self._model = aura_model(voice)
         self._owns_http = http_client is None  # a shared client is not ours to close
         self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
@@ -72,7 +75,8 @@ class DeepgramAuraTTS:
         """The audio of `text`, streamed as it is generated."""
         try:
             async for chunk in self._client.speak.v1.audio.generate(
-                    text=text, model=self._model, encoding="mulaw", sample_rate=8000, container="none"):
+                    text=text, model=self._model, encoding=self._format.encoding,
+                    sample_rate=self._format.sample_rate, container="none"):
                 if chunk:
                     yield chunk
         except ApiError as error:

@@ -184,6 +184,12 @@ class PlivoApi:
             return PlivoApiError(PlivoApiError.NOT_FOUND, f"Plivo has no such resource (404){said}", status)
         return PlivoApiError(PlivoApiError.REJECTED, f"Plivo refused the request ({status}){said}", status)
 
+    # The account
+
+    def get_account(self) -> dict:
+        """The account's details: a cheap authenticated request that tells whether the credentials work."""
+        return _plain(self._request(self._client.account.get))
+
     # Calls
 
     def create_call(self, *, from_number: str, to_number: str, answer_url: str, hangup_url: str, ring_url: str,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from voicebots.bots.models import Voicebot
 from voicebots.calls.models import Call
+from voicebots.webhooks import events as webhook_events
 
 from .tokens import call_id_from_token
 
@@ -59,4 +60,5 @@ def claim_stream(access: StreamAccess, call_uuid: str, stream_id: str) -> Call |
     call.answered_at = call.answered_at or now
     call.stream_started_at = now
     call.save()
+    webhook_events.call_started(call)
     return call

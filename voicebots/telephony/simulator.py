@@ -9,8 +9,6 @@ Users test bots with it (`manage.py simulate_call`); benchmarks drive load with 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 import uuid
 import wave
@@ -21,6 +19,8 @@ import numpy as np
 import websockets
 
 from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw_to_pcm16, pcm16_to_mulaw, rms
+
+from .codec import CheckpointRequested, ClearRequested, MalformedFrame, PlayAudio, PlivoStreamCodec
 
 FRAME_S = FRAME_BYTES / SAMPLE_RATE
 SPEECH_RMS = 300.0  # frames louder than this count as caller speech
@@ -170,24 +170,16 @@ class PlivoCallSimulator:
         clock = lambda: time.monotonic() - started  # noqa: E731
         playback = Playback(clock)
         speech_end_offsets = speech_ends(self.caller_audio)
-        state = {"speak_from": None, "sequence": 1}
+        state = {"speak_from": None}
+        codec = PlivoStreamCodec(self.stream_id)
 
         async with websockets.connect(self.socket_url, max_size=2**22, open_timeout=10) as socket:
-            async def send(event: dict) -> None:
-                state["sequence"] += 1
-                await socket.send(json.dumps({"sequenceNumber": state["sequence"], **event}))
-
-            await socket.send(json.dumps({
-                "event": "start", "sequenceNumber": 1, "extra_headers": "",
-                "start": {"callId": self.call_id, "streamId": self.stream_id, "accountId": self.account_id,
-                          "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
-            }))
+            await socket.send(codec.start(self.call_id, account_id=self.account_id))
             started = time.monotonic()
-            reader = asyncio.create_task(self._read(socket, playback, result, clock, send))
+            reader = asyncio.create_task(self._read(socket, codec, playback, result, clock))
             try:
-                await self._speak(send, playback, result, clock, state, speech_end_offsets, reader)
-                await send({"event": "stop", "streamId": self.stream_id,
-                            "stop": {"callId": self.call_id, "streamId": self.stream_id, "reason": "hangup"}})
+                await self._speak(socket, codec, playback, result, clock, state, speech_end_offsets, reader)
+                await socket.send(codec.stop(self.call_id))
             except websockets.ConnectionClosed:
                 result.closed_by_server = True
             finally:
@@ -197,7 +189,7 @@ class PlivoCallSimulator:
         result.playback_underruns = playback.underruns
         return result
 
-    async def _speak(self, send, playback, result, clock, state, speech_end_offsets, reader) -> None:
+    async def _speak(self, socket, codec, playback, result, clock, state, speech_end_offsets, reader) -> None:
         """Send a media frame every 20 ms: silence, then the caller's audio once the greeting has played."""
         frame_index, audio_pos, dtmf = 0, 0, list(self.dtmf)
         speaking_done_at = None
@@ -220,16 +212,12 @@ class PlivoCallSimulator:
                     speaking_done_at = now
             elif state["speak_from"] is not None and speaking_done_at is None:
                 speaking_done_at = now  # nothing to say
-            await send({"event": "media", "streamId": self.stream_id, "extra_headers": "", "media": {
-                "track": "inbound", "timestamp": str(int(now * 1000)), "chunk": frame_index,
-                "payload": base64.b64encode(frame).decode()}})
+            await socket.send(codec.media(frame, chunk=frame_index, timestamp_ms=int(now * 1000)))
             while dtmf and dtmf[0][0] <= now:
-                digit = dtmf.pop(0)[1]
-                await send({"event": "dtmf", "streamId": self.stream_id,
-                            "dtmf": {"track": "inbound", "digit": digit, "timestamp": str(int(now * 1000))}})
+                await socket.send(codec.dtmf(dtmf.pop(0)[1], timestamp_ms=int(now * 1000)))
             for name in playback.due_checkpoints():
                 result.checkpoints_acked.append(name)
-                await send({"event": "playedStream", "streamId": self.stream_id, "name": name})
+                await socket.send(codec.played(name))
             if speaking_done_at is not None and self._finished(playback, result, now, speaking_done_at):
                 return
             if now > self.max_duration_s:
@@ -250,25 +238,28 @@ class PlivoCallSimulator:
         quiet_since = max(speaking_done_at, playback.ends_at)
         return playback.idle and now - quiet_since >= (self.linger_s if answered else self.linger_s * 4)
 
-    async def _read(self, socket, playback, result, clock, send) -> None:
+    async def _read(self, socket, codec, playback, result, clock) -> None:
         try:
-            async for message in socket:
-                event = json.loads(message)
-                kind = event.get("event", "?")
+            async for text in socket:
+                try:
+                    message = codec.parse_from_server(text)
+                    kind = type(message).__name__
+                except MalformedFrame:
+                    message, kind = None, "malformed"
                 result.events_received[kind] = result.events_received.get(kind, 0) + 1
-                if kind == "playAudio":
+                if isinstance(message, PlayAudio):
                     now = clock()
                     if result.greeting_first_audio_ms is None:
                         result.greeting_first_audio_ms = now * 1000
                     for turn in result.turns:
                         if turn.first_audio_s is None and turn.speech_end_s <= now:
                             turn.first_audio_s = now
-                    playback.add(base64.b64decode(event["media"]["payload"]))
-                elif kind == "checkpoint":
-                    playback.checkpoint(event.get("name", ""))
-                elif kind == "clearAudio":
+                    playback.add(message.audio)
+                elif isinstance(message, CheckpointRequested):
+                    playback.checkpoint(message.name)
+                elif isinstance(message, ClearRequested):
                     result.clears += 1
                     playback.clear()
-                    await send({"event": "clearedAudio", "streamId": self.stream_id})
+                    await socket.send(codec.cleared())
         except websockets.ConnectionClosed:
             result.closed_by_server = True

@@ -1,7 +1,8 @@
 """The real-time call pipeline (no Django, no Plivo): caller audio in, the bot's voice out.
 
-A transport (the Plivo stream consumer) builds a `CallSession` with the vendor adapters from
-`voicebots.providers`, calls `start()`, then for the life of the call: `feed_audio(mulaw)`,
+A transport (a Plivo stream, a browser socket; see `voicebots.callruntime`) has a `CallSession` built with the
+vendor adapters from `voicebots.providers`, calls `start()`, then for the life of the call: `feed_audio(audio)`
+(in the transport's `input_format`),
 `on_checkpoint_played(name)`, `on_audio_cleared()`, `on_dtmf(digit)`, and finally `stop()`. The session talks
 back through the `Transport` port: `send_audio(frame)`, `checkpoint(name)`, `clear()`, `hang_up()`,
 `transfer(destination)`, `send_dtmf(digits)`.

@@ -5,20 +5,21 @@ It stamps the end of the caller's speech for the timeline, tells the session whe
 """
 from __future__ import annotations
 
-from .audio import rms
+from .audio import MULAW_8K, AudioFormat
 
 DEFAULT_SPEECH_RMS = 500.0  # about -36 dBFS: well above line noise, well below normal speech
 
 
 class VoiceActivity:
-    def __init__(self, speech_rms: float = DEFAULT_SPEECH_RMS) -> None:
+    def __init__(self, speech_rms: float = DEFAULT_SPEECH_RMS, audio_format: AudioFormat = MULAW_8K) -> None:
         self._speech_rms = speech_rms
+        self._format = audio_format
         self.last_speech_at: float | None = None
         self.speaking = False
 
     def update(self, audio: bytes, now: float) -> bool:
         """Feed caller audio that arrived at `now`; True if it carries speech."""
-        self.speaking = rms(audio) >= self._speech_rms
+        self.speaking = self._format.rms(audio) >= self._speech_rms
         if self.speaking:
             self.last_speech_at = now
         return self.speaking

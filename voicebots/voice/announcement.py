@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .audio import duration_ms
 from .playout import Playout, checkpoint_name
 from .ports import Transport
 
@@ -15,8 +14,8 @@ PLAYBACK_MARGIN_S = 2.0
 
 
 class Announcement:
-    """A CallHandler: plays `audio`, waits until the caller has heard it (checkpoint ack, or its duration plus
-    a margin), then hangs up."""
+    """A CallHandler: plays `audio` (in the transport's output format), waits until the caller has heard it
+    (checkpoint ack, or its duration plus a margin), then hangs up."""
 
     def __init__(self, transport: Transport, audio: bytes, text: str = "") -> None:
         self._transport = transport
@@ -34,7 +33,8 @@ class Announcement:
         await self._playout.play(0, self._audio)
         await self._playout.end_segment(0, 0, self._text)
         try:
-            async with asyncio.timeout(duration_ms(len(self._audio)) / 1000 + PLAYBACK_MARGIN_S):
+            async with asyncio.timeout(self._transport.output_format.duration_ms(len(self._audio)) / 1000
+                                       + PLAYBACK_MARGIN_S):
                 await self._played.wait()
         except TimeoutError:
             logger.info("No playback acknowledgement for the announcement; hanging up anyway")

@@ -1,4 +1,5 @@
-"""Audio out to the caller: 20 ms frames, a checkpoint after each spoken segment, and what was heard.
+"""Audio out to the caller: 20 ms frames (of the transport's output format), a checkpoint after each spoken
+segment, and what was heard.
 
 The transport plays frames in order and acknowledges a checkpoint once everything before it has been played,
 so the acknowledged segments are exactly what the caller heard. Audio is sent as soon as it exists (the
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .audio import FRAME_BYTES, pad_to_frame
 from .ports import Transport
 
 
@@ -29,6 +29,7 @@ class PlayedSegment:
 class Playout:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+        self._format = transport.output_format
         self._partial_turn = -1
         self._partial = b""  # audio of the current segment not yet making up a whole frame
         self._segments: dict[str, PlayedSegment] = {}
@@ -42,14 +43,15 @@ class Playout:
             return 0
         if turn != self._partial_turn:
             self._partial_turn, self._partial = turn, b""
+        frame_bytes = self._format.frame_bytes
         data = self._partial + audio
-        whole = len(data) - len(data) % FRAME_BYTES
+        whole = len(data) - len(data) % frame_bytes
         self._partial = data[whole:]
         sent = 0
-        for offset in range(0, whole, FRAME_BYTES):
+        for offset in range(0, whole, frame_bytes):
             if turn in self._muted:  # interrupted while this loop was awaiting the transport
                 break
-            await self._transport.send_audio(data[offset:offset + FRAME_BYTES])
+            await self._transport.send_audio(data[offset:offset + frame_bytes])
             sent += 1
         return sent
 
@@ -58,7 +60,7 @@ class Playout:
         if turn in self._muted:
             return
         if turn == self._partial_turn and self._partial:
-            await self._transport.send_audio(pad_to_frame(self._partial))
+            await self._transport.send_audio(self._format.pad_to_frame(self._partial))
         self._partial = b""
         segment = PlayedSegment(turn, index, text)
         name = checkpoint_name(turn, index)

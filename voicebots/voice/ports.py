@@ -1,7 +1,8 @@
 """The call pipeline's ports: what a phone transport, a speech-to-text vendor, a text-to-speech vendor, a greeting
 cache and a call recorder must offer, and the plain values that cross them.
 
-All audio here is mu-law, 8 kHz, mono (see `audio.py`). Nothing here knows Django, Plivo or a vendor SDK.
+Audio is mono in the transport's formats (`Transport.input_format` for the caller's audio, `output_format` for the
+bot's; see `audio.py`): mu-law at 8 kHz on the phone. Nothing here knows Django, Plivo or a vendor SDK.
 """
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ from typing import AsyncIterator, Literal, Protocol, Union
 
 from voicebots.conversation.ports import ToolCallRecord
 
+from .audio import AudioFormat
+
 # --- Phone side --------------------------------------------------------------------------------------
 
 
 class Transport(Protocol):
-    """The phone leg, as seen by the pipeline (the Plivo stream consumer implements it).
+    """The caller's leg, as seen by the pipeline (a Plivo stream, a browser socket).
 
     Calls must not block for long: a consumer should put a timeout on its socket writes, so a half-dead
-    carrier socket cannot freeze the call.
+    carrier socket cannot freeze the call. The vendors are asked for audio in the transport's formats.
     """
 
+    input_format: AudioFormat  # the caller's audio, as fed to the handler (and sent to the STT)
+    output_format: AudioFormat  # the bot's audio, as sent to the transport (and asked of the TTS)
+
     async def send_audio(self, frame: bytes) -> None:
-        """Queue one 20 ms frame (160 bytes of mu-law) for playback to the caller."""
+        """Queue one 20 ms frame (`output_format.frame_bytes`) for playback to the caller."""
         ...
 
     async def checkpoint(self, name: str) -> None:

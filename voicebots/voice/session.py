@@ -37,7 +37,6 @@ from voicebots.conversation.ports import (
 )
 
 from .activity import DEFAULT_SPEECH_RMS, VoiceActivity
-from .audio import rms
 from .barge_in import DEFAULT_BACKCHANNEL_WORDS, InterruptionRules
 from .control import CallControl, ControlAction
 from .heard import history_after_greeting, history_after_reply
@@ -206,7 +205,9 @@ class CallSession:
         self._options = options or SessionOptions()
         self.history: list[Message] = []
         self._playout = Playout(transport)
-        self._activity: VoiceActivityDetector = activity or VoiceActivity(self._options.speech_rms)
+        self._caller_format = transport.input_format
+        self._activity: VoiceActivityDetector = activity or VoiceActivity(self._options.speech_rms,
+                                                                          self._caller_format)
         self._turn_taker = TurnTaker(self._options.unfinished_turn_hold_s)
         self._barge_in = InterruptionRules(enabled=self._options.interruptions_enabled,
                                            min_words=self._options.min_interruption_words,
@@ -243,7 +244,8 @@ class CallSession:
         self._activity.update(audio, time.monotonic())
         self._backlog.append(audio)
         # Quiet audio waits for more to share a message; speech goes at once (barge-in, endpoints).
-        if len(self._backlog) >= self._options.stt_message_frames or rms(audio) >= self._options.speech_rms:
+        if (len(self._backlog) >= self._options.stt_message_frames
+                or self._caller_format.rms(audio) >= self._options.speech_rms):
             self._audio_due.set()
 
     def on_checkpoint_played(self, name: str) -> None:

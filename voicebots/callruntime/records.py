@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from voicebots.calls.models import Call, CallEvent, CallTurn
 from voicebots.chats.events import tool_call_dict
+from voicebots.voice.audio import MULAW_8K, AudioFormat, convert
 from voicebots.voice.ports import BaseCallObserver, TurnRecord
 
 from .database import in_call_database_thread
@@ -17,17 +18,21 @@ ASSETS = Path(__file__).resolve().parent.parent / "voice" / "assets"
 AUDIO_CACHE_SECONDS = 30 * 24 * 3600
 
 
-def recorded_audio(name: str) -> bytes:
-    """Pre-recorded 8 kHz mu-law audio shipped with the product (see voice/assets/README.md)."""
-    return (ASSETS / f"{name}.ulaw").read_bytes()
+def recorded_audio(name: str, audio_format: AudioFormat = MULAW_8K) -> bytes:
+    """Pre-recorded audio shipped with the product (8 kHz mu-law, see voice/assets/README.md), in `audio_format`."""
+    return convert((ASSETS / f"{name}.ulaw").read_bytes(), MULAW_8K, audio_format)
 
 
 class AudioCache:
-    """The pipeline's AudioCache on the shared cache (Redis): greetings are synthesized once per bot, voice and text."""
+    """The pipeline's AudioCache on the shared cache (Redis): greetings are synthesized once per bot, voice, text
+    and audio format (a browser call must not get the phone's mu-law)."""
 
-    @staticmethod
-    def _key(bot_id: str, voice: str, text: str) -> str:
-        return "audio:" + hashlib.sha256(f"{bot_id}|{voice}|{text}".encode()).hexdigest()
+    def __init__(self, audio_format: AudioFormat = MULAW_8K) -> None:
+        # The phone's keys stay as they were, so a deployment keeps its cached greetings.
+        self._format_key = "" if audio_format == MULAW_8K else f"|{audio_format}"
+
+    def _key(self, bot_id: str, voice: str, text: str) -> str:
+        return "audio:" + hashlib.sha256(f"{bot_id}|{voice}|{text}{self._format_key}".encode()).hexdigest()
 
     async def get(self, bot_id: str, voice: str, text: str) -> bytes | None:
         return await cache.aget(self._key(bot_id, voice, text))

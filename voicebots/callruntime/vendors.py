@@ -1,4 +1,4 @@
-"""The speech vendors of a call, built from a bot's settings and the server's keys."""
+"""The speech vendors of a call, built from a bot's settings and the server's keys, in the transport's formats."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +11,7 @@ from voicebots.core.tls import CLIENT_CONTEXT
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
+from voicebots.voice.audio import AudioFormat
 
 # Used when the bot's own voice fails and the other vendor takes over.
 FALLBACK_AURA_VOICE = "asteria"
@@ -35,38 +36,41 @@ def _websocket_base(http_url: str) -> str:
 
 
 def missing_keys(bot) -> list[str]:
-    """Keys a phone call with this bot needs that are not configured."""
+    """Keys a live call with this bot needs that are not configured."""
     needed = ["ANTHROPIC_API_KEY", "DEEPGRAM_API_KEY"]
     needed.append("CARTESIA_API_KEY" if bot.tts_provider == "cartesia" else "DEEPGRAM_API_KEY")
     return sorted({name for name in needed if not getattr(settings, name)})
 
 
-def speech_to_text(bot) -> DeepgramSTT:
+def speech_to_text(bot, audio_format: AudioFormat) -> DeepgramSTT:
+    """Transcription of the caller's audio, as the transport delivers it."""
     return DeepgramSTT(settings.DEEPGRAM_API_KEY, language=bot.stt_language,
                        websocket_url=_websocket_base(settings.DEEPGRAM_BASE_URL),
-                       endpointing_ms=settings.STT_ENDPOINTING_MS)
+                       endpointing_ms=settings.STT_ENDPOINTING_MS, audio_format=audio_format)
 
 
-def _cartesia(voice: str, language: str) -> CartesiaTTS:
+def _cartesia(voice: str, language: str, audio_format: AudioFormat) -> CartesiaTTS:
     return CartesiaTTS(settings.CARTESIA_API_KEY, voice, language=language, base_url=settings.CARTESIA_BASE_URL,
-                       websocket_base_url=_websocket_base(settings.CARTESIA_BASE_URL), http_client=shared_http_client())
+                       websocket_base_url=_websocket_base(settings.CARTESIA_BASE_URL), http_client=shared_http_client(),
+                       audio_format=audio_format)
 
 
-def _aura(voice: str) -> DeepgramAuraTTS:
+def _aura(voice: str, audio_format: AudioFormat) -> DeepgramAuraTTS:
     return DeepgramAuraTTS(settings.DEEPGRAM_API_KEY, voice, base_url=settings.DEEPGRAM_BASE_URL,
-                           http_client=shared_http_client())
+                           http_client=shared_http_client(), audio_format=audio_format)
 
 
-def voice(bot):
+def voice(bot, audio_format: AudioFormat):
+    """The bot's voice, speaking in `audio_format` (what the transport plays)."""
     if bot.tts_provider == "deepgram":
-        return _aura(bot.tts_voice)
-    return _cartesia(bot.tts_voice, bot.stt_language)
+        return _aura(bot.tts_voice, audio_format)
+    return _cartesia(bot.tts_voice, bot.stt_language, audio_format)
 
 
-def fallback_voice(bot):
+def fallback_voice(bot, audio_format: AudioFormat):
     """The other vendor's voice, when its key is configured: a failed voice never means silence."""
     if bot.tts_provider == "deepgram" and settings.CARTESIA_API_KEY:
-        return _cartesia(FALLBACK_CARTESIA_VOICE, bot.stt_language)
+        return _cartesia(FALLBACK_CARTESIA_VOICE, bot.stt_language, audio_format)
     if bot.tts_provider == "cartesia" and settings.DEEPGRAM_API_KEY:
-        return _aura(FALLBACK_AURA_VOICE)
+        return _aura(FALLBACK_AURA_VOICE, audio_format)
     return None

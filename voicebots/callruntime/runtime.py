@@ -1,0 +1,257 @@
+"""One live call, whatever carries it: the single place where a call's pipeline begins and ends.
+
+A transport (the Plivo stream consumer, the browser call consumer) owns its socket and its protocol. It makes
+or claims the Call record, then hands the runtime a `Leg` (its side of the call: audio formats, an outbox,
+hang-up and transfer on its network) and forwards what the peer sends:
+
+    runtime = CallRuntime(leg, call, bot, channel="phone call (inbound)")
+    await runtime.start()                   # bot settings, vendors in the leg's formats, the session, greeting
+    runtime.feed_audio(audio)               # caller audio, in leg.input_format
+    runtime.on_checkpoint_played(name); runtime.on_audio_cleared(); runtime.on_dtmf(digit)
+    await runtime.end("The caller hung up.")   # stops the pipeline, finalizes the record (idempotent)
+
+The pipeline talks back through the runtime, which passes audio to the leg and to the audio taps (where a
+call recorder listens: caller audio in, bot audio sent, playback cleared), and runs the bot's hang-up and
+transfer requests. With a `LiveFeed` the runtime also reports what happens as it happens (caller words, bot
+words, passages, tool calls, finished turns), for a page that shows the call live.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol, Sequence
+
+from django.utils import timezone
+
+from voicebots.calls import live
+from voicebots.calls import services as calls
+from voicebots.calls.models import Call
+from voicebots.calls.templating import personalized
+from voicebots.chats.runtime import BotRuntime, load_bot_runtime
+from voicebots.providers.silero_vad import SileroActivity, shared_detector
+from voicebots.voice.announcement import Announcement
+from voicebots.voice.audio import AudioFormat
+from voicebots.voice.control import CallControl
+from voicebots.voice.ports import CallHandler
+from voicebots.voice.session import CallSession, SessionOptions
+
+from . import vendors
+from .database import in_call_database_thread
+from .records import AudioCache, CallRecorder, recorded_audio
+
+logger = logging.getLogger(__name__)
+
+TIME_LIMIT_GOODBYE_S = 10  # the polite goodbye starts this long before the call's time limit
+NOT_CONFIGURED_TEXT = "Sorry, this line is not set up to take calls yet."
+
+
+class Leg(Protocol):
+    """A transport's side of a call, as the runtime uses it."""
+
+    input_format: AudioFormat  # the caller's audio, as the transport feeds it
+    output_format: AudioFormat  # the bot's audio, as the transport plays it
+    dropped_frames: int  # messages the peer did not take in time (recorded on the call)
+
+    async def send_audio(self, frame: bytes) -> None: ...
+
+    async def checkpoint(self, name: str) -> None: ...
+
+    async def clear(self) -> None: ...
+
+    async def send_dtmf(self, digits: str) -> None: ...
+
+    async def hang_up(self) -> None:
+        """End the call on the transport's network and close the socket (after the runtime has ended it)."""
+        ...
+
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """Hand the caller over to `destination`; False when that is refused or impossible. A `summary` (live
+        control's warm transfer) is said to whoever answers before the caller is joined."""
+        ...
+
+
+class AudioTap(Protocol):
+    """Listens to a call's audio as it flows (a call recorder). Called on the event loop: keep it quick."""
+
+    def caller_audio(self, audio: bytes) -> None:
+        """Audio from the caller, in the leg's input format."""
+        ...
+
+    def bot_audio(self, frame: bytes) -> None:
+        """A frame of the bot's audio sent to the caller, in the leg's output format."""
+        ...
+
+    def cleared(self) -> None:
+        """The bot's audio not yet played was dropped (barge-in)."""
+        ...
+
+
+class _PipelineTransport:
+    """The session's Transport: the leg, with the taps listening and hang-up/transfer run by the runtime."""
+
+    def __init__(self, runtime: CallRuntime) -> None:
+        self._runtime = runtime
+        self._leg = runtime.leg
+        self._taps = runtime.taps
+        self.input_format = self._leg.input_format
+        self.output_format = self._leg.output_format
+
+    async def send_audio(self, frame: bytes) -> None:
+        for tap in self._taps:
+            tap.bot_audio(frame)
+        await self._leg.send_audio(frame)
+
+    async def checkpoint(self, name: str) -> None:
+        await self._leg.checkpoint(name)
+
+    async def clear(self) -> None:
+        for tap in self._taps:
+            tap.cleared()
+        await self._leg.clear()
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self._leg.send_dtmf(digits)
+
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        return await (self._leg.transfer(destination, summary) if summary else self._leg.transfer(destination))
+
+    async def hang_up(self) -> None:
+        # In a task of its own: the pipeline calls this from its own tasks, which ending the call cancels.
+        self._runtime.spawn(self._runtime.hang_up("The bot ended the call."))
+
+
+def session_options(bot, *, max_duration_s: float | None = None) -> SessionOptions:
+    """The call settings of `bot` as the pipeline's options; `max_duration_s` may shorten the bot's own limit."""
+    limit = bot.max_call_duration if max_duration_s is None else min(bot.max_call_duration, max_duration_s)
+    return SessionOptions(
+        welcome_message=bot.welcome_message,
+        interruptions_enabled=bot.interruptions_enabled,
+        min_interruption_words=bot.interruption_min_words,
+        backchannel_words=tuple(bot.backchannel_words),
+        caller_silence_s=float(bot.call_timeout),
+        # The network may cut the call at the limit (Plivo does on outbound calls): say goodbye before that.
+        max_call_duration_s=max(limit - TIME_LIMIT_GOODBYE_S, TIME_LIMIT_GOODBYE_S),
+    )
+
+
+class CallRuntime:
+    def __init__(self, leg: Leg, call: Call, bot, *, channel: str, taps: Sequence[AudioTap] = (),
+                 max_duration_s: float | None = None) -> None:
+        self.leg = leg
+        self.call = call
+        # An outbound call's variables fill the {{placeholders}} of the prompt and welcome message.
+        self.bot = personalized(bot, call.variables)
+        self.channel = channel  # how the model is told it is being reached, e.g. "phone call (inbound)"
+        self.taps = list(taps)
+        self.max_duration_s = max_duration_s
+        self.handler: CallHandler | None = None
+        self.live: live.LiveCall | None = None
+        self.ended = False
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- Beginning --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the call's pipeline and start it (the greeting plays at once)."""
+        conversation = await in_call_database_thread(self._load_conversation)()
+        detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
+        if self.ended:  # the peer went away meanwhile
+            return
+        self.handler = self._build_handler(conversation, detector)
+        await self.handler.start()
+        # From here on the call is counted, and takes commands from any web process (calls/live.py).
+        self.live = await live.attach(str(self.call.id), self.handler, self.hang_up)
+
+    def _load_conversation(self) -> BotRuntime | None:
+        """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
+        call, bot = self.call, self.bot
+        missing = vendors.missing_keys(bot)
+        if missing:
+            call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
+            call.save(update_fields=["end_reason", "updated_at"])
+            return None
+        call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
+                     "direction": call.direction}
+        context = {"Channel": f"{self.channel}; keep answers short and speakable"}
+        if call.direction != Call.Direction.WEB:
+            context = {"Caller's number": call.from_number or "unknown",
+                       "Number called": call.to_number or "unknown", **context}
+        return load_bot_runtime(bot, session_id=str(call.id), call_info=call_info, context=context)
+
+    def _build_handler(self, conversation: BotRuntime | None, detector) -> CallHandler:
+        transport = _PipelineTransport(self)
+        if conversation is None:
+            return Announcement(transport, recorded_audio("not_configured", transport.output_format),
+                                NOT_CONFIGURED_TEXT)
+        bot, caller_format, bot_format = self.bot, transport.input_format, transport.output_format
+        # The call-control tools are answered before the bot's functions: the engine runs them through it.
+        # Keys are offered on outbound calls, which may reach an automated phone menu.
+        send_dtmf = transport.send_dtmf if self.call.direction == Call.Direction.OUTBOUND else None
+        control = CallControl(conversation.engine_parts.get("tool_runner"),
+                              transfer_destination=bot.transfer_destination, send_dtmf=send_dtmf)
+        engine = BotRuntime(conversation.config, {**conversation.engine_parts, "tool_runner": control}).engine()
+        return CallSession(
+            config=conversation.config, engine=engine, transport=transport,
+            stt=vendors.speech_to_text(bot, caller_format), tts=vendors.voice(bot, bot_format),
+            fallback_tts=vendors.fallback_voice(bot, bot_format), audio_cache=AudioCache(bot_format),
+            observer=CallRecorder(self.call), control=control,
+            activity=SileroActivity(detector=detector, audio_format=caller_format),
+            options=session_options(bot, max_duration_s=self.max_duration_s),
+        )
+
+    # --- What the peer sends ----------------------------------------------------------------------------
+
+    def feed_audio(self, audio: bytes) -> None:
+        if self.handler is None:
+            return
+        for tap in self.taps:
+            tap.caller_audio(audio)
+        self.handler.feed_audio(audio)
+
+    def on_checkpoint_played(self, name: str) -> None:
+        if self.handler is not None:
+            self.handler.on_checkpoint_played(name)
+
+    def on_audio_cleared(self) -> None:
+        if self.handler is not None:
+            self.handler.on_audio_cleared()
+
+    def on_dtmf(self, digit: str) -> None:
+        if self.handler is not None:
+            self.handler.on_dtmf(digit)
+
+    async def record_event(self, kind: str, **detail) -> None:
+        await in_call_database_thread(calls.record_event)(self.call, kind, **detail)
+
+    # --- End ----------------------------------------------------------------------------------------------
+
+    def spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call from our side: the record first, then the transport's network and socket."""
+        await self.end(reason)
+        await self.leg.hang_up()
+
+    async def end(self, reason: str) -> None:
+        """Stop the pipeline (every vendor socket closes) and finalize the record. Only the first call counts."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.live is not None:
+            await self.live.leave()
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            await handler.stop()
+        history = getattr(handler, "history", None)
+        await in_call_database_thread(_finish)(self.call, reason, history, self.leg.dropped_frames)
+
+
+def _finish(call: Call, reason: str, history, dropped_frames: int) -> None:
+    if history is not None:
+        Call.objects.filter(pk=call.pk).update(history=history, updated_at=timezone.now())
+    if dropped_frames:
+        calls.record_event(call, "audio_dropped", frames=dropped_frames)
+    calls.finalize(call, reason=reason)
