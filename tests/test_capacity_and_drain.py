@@ -162,3 +162,13 @@ def test_the_reaper_spares_a_process_whose_heartbeat_comes_back(api, settings, m
     assert reaper.reap_orphaned_calls() == 0
     call.refresh_from_db()
     assert call.status == "in-progress"
+
+
+def test_a_long_end_reason_is_cut_to_fit_instead_of_failing_the_calls_end(api):
+    """A vendor error quoted in the reason (Plivo unreachable, with its whole URL) once made finalize fail."""
+    from voicebots.calls import services as calls
+
+    call = Call.objects.create(account=api.account, status="queued")
+    calls.finalize(call, status="failed", reason="Plivo did not place the call: " + "x" * 400)
+    call.refresh_from_db()
+    assert call.status == "failed" and len(call.end_reason) == 255
