@@ -112,7 +112,8 @@ class Server:
     """The product's web server (config/webserver.py: Daphne processes on one socket) on the benchmark
     database, pointed at the fakes."""
 
-    def __init__(self, vendors: Vendors, processes: int | None = None) -> None:
+    def __init__(self, vendors: Vendors, processes: int | None = None,
+                 environment: dict[str, str] | None = None) -> None:
         from django.conf import settings
 
         from config.webserver import WEB_PROCESSES_DEFAULT, daphne_command, listening_socket
@@ -124,7 +125,7 @@ class Server:
         env = {**os.environ, **vendors.environment(), "DATABASE_URL": settings.DATABASE_URL,
                "REDIS_URL": settings.REDIS_URL, "PUBLIC_BASE_URL": self.url, "PLIVO_VERIFY_SIGNATURES": "false",
                "LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "ERROR"), "DEBUG": "false",
-               "SECRET_KEY": settings.SECRET_KEY}
+               "SECRET_KEY": settings.SECRET_KEY, **(environment or {})}
         self.log = tempfile.TemporaryFile()
         self.processes = [subprocess.Popen(daphne_command(sock), cwd=ROOT, env=env, pass_fds=(sock.fileno(),),
                                            stdout=subprocess.DEVNULL, stderr=self.log)

@@ -20,7 +20,7 @@ FALSE_WORDS = {"0", "false", "no", "off"}
 
 BOOLEANS = (
     "DEBUG", "TRUST_PROXY_HEADERS", "DB_POOL", "CELERY_TASK_ALWAYS_EAGER", "PLIVO_VERIFY_SIGNATURES",
-    "FUNCTION_ALLOW_HTTP", "FUNCTION_ALLOW_PRIVATE_ADDRESSES",
+    "FUNCTION_ALLOW_HTTP", "FUNCTION_ALLOW_PRIVATE_ADDRESSES", "EMBEDDING_SEND_DIMENSIONS",
 )
 # name: (lowest, highest or None)
 INTEGERS = {
@@ -34,6 +34,10 @@ INTEGERS = {
     "MAX_CALLS_PER_PROCESS": (1, 10_000),
     "DRAIN_TIMEOUT_S": (0, 86_400),
     "HEARTBEAT_INTERVAL_S": (1, 300),
+    "EMBEDDING_THREADS": (1, 256),
+    "EMBEDDING_BATCH_SIZE": (1, 2048),
+    "EMBEDDING_CONCURRENCY": (1, 256),
+    "EMBEDDING_MAX_RETRIES": (0, 100),
 }
 # Vendors' HTTP APIs. Deepgram and Cartesia are also reached over WebSockets, and their consoles show wss://
 # URLs, so those two take ws(s):// too (the WebSocket URL is derived from the HTTP one).
@@ -42,6 +46,8 @@ VENDOR_URLS = {
     "DEEPGRAM_BASE_URL": ("http", "https", "ws", "wss"),
     "CARTESIA_BASE_URL": ("http", "https", "ws", "wss"),
     "PLIVO_API_BASE_URL": ("http", "https"),
+    "OPENAI_BASE_URL": ("http", "https"),
+    "EMBEDDING_BASE_URL": ("http", "https"),
 }
 OTHER_URLS = {
     "PUBLIC_BASE_URL": ("http", "https"),

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "voicebots.analysis",
     "voicebots.api",
     "voicebots.web",
+    "voicebots.vendors",
     "voicebots.deployment",
 ]
 
@@ -213,12 +214,37 @@ DEEPGRAM_BASE_URL = environment.vendor_base_url(env("DEEPGRAM_BASE_URL", "https:
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
 CARTESIA_BASE_URL = environment.vendor_base_url(env("CARTESIA_BASE_URL", "https://api.cartesia.ai"))
+# Any OpenAI-compatible chat server (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp) for bots whose
+# answer_llm.provider is `openai`. A server on another host than api.openai.com may need no key.
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+OPENAI_MODEL = env("OPENAI_MODEL") or "gpt-4.1-mini"  # for such bots that name no model
+
+# Knowledge embeddings: `minilm` (local, the default) or `openai` (an OpenAI-compatible /v1/embeddings,
+# whose base URL and key default to OPENAI_BASE_URL and OPENAI_API_KEY). Vectors must have 384 dimensions:
+# EMBEDDING_SEND_DIMENSIONS asks the model for them. After a change, `manage.py reembed`.
+EMBEDDING_PROVIDER = env("EMBEDDING_PROVIDER") or "minilm"
+EMBEDDING_THREADS = int(env("EMBEDDING_THREADS") or "2")  # of the local model
+EMBEDDING_MODEL = env("EMBEDDING_MODEL") or "text-embedding-3-small"
+EMBEDDING_BASE_URL = env("EMBEDDING_BASE_URL")
+EMBEDDING_API_KEY = env("EMBEDDING_API_KEY")
+EMBEDDING_SEND_DIMENSIONS = env_bool("EMBEDDING_SEND_DIMENSIONS", True)
+EMBEDDING_BATCH_SIZE = int(env("EMBEDDING_BATCH_SIZE") or "64")  # texts per request
+EMBEDDING_CONCURRENCY = int(env("EMBEDDING_CONCURRENCY") or "4")  # requests at a time
+EMBEDDING_TIMEOUT_S = float(env("EMBEDDING_TIMEOUT_S") or "10")
+EMBEDDING_MAX_RETRIES = int(env("EMBEDDING_MAX_RETRIES") or "3")
 PLIVO_API_BASE_URL = environment.vendor_base_url(env("PLIVO_API_BASE_URL", "https://api.plivo.com"))
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
+
+# Browser calls (the voice playground): how many may run at once per account, the longest one (seconds; the
+# bot's own max_call_duration applies if shorter), and how long a socket may go without sending audio.
+BROWSER_CALLS_PER_ACCOUNT = int(env("BROWSER_CALLS_PER_ACCOUNT", "5"))
+BROWSER_CALL_MAX_SECONDS = int(env("BROWSER_CALL_MAX_SECONDS", "600"))
+BROWSER_CALL_IDLE_SECONDS = int(env("BROWSER_CALL_IDLE_SECONDS", "10"))
 
 # Function calls (webhooks): plain http handlers only for local development, and private,
 # loopback and link-local targets refused unless explicitly allowed.
@@ -241,8 +267,9 @@ WEBHOOK_SECRET_GRACE_HOURS = float(env("WEBHOOK_SECRET_GRACE_HOURS", "24"))
 # Events, deliveries and attempts older than this are deleted once none is pending (0 keeps them).
 WEBHOOK_LOG_RETENTION_DAYS = int(env("WEBHOOK_LOG_RETENTION_DAYS", "30"))
 
-# Post-call analysis: the model (default: the bot's own Anthropic model), its time limit, and the waits
+# Post-call analysis: the model (default: the bot's own provider and model), its time limit, and the waits
 # between tries while the model fails (then the analysis is failed).
+ANALYSIS_LLM_PROVIDER = env("ANALYSIS_LLM_PROVIDER")  # unset: each bot's own provider
 ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
 ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
 ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]

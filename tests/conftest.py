@@ -98,6 +98,18 @@ def fake_anthropic(settings):
 
 
 @pytest.fixture
+def fake_openai(settings):
+    """A protocol-accurate OpenAI-compatible server on 127.0.0.1 that the app is pointed at."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    fake = FakeOpenAI().start_in_thread()
+    settings.OPENAI_API_KEY = fake.api_key
+    settings.OPENAI_BASE_URL = fake.url
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def function_handler(settings):
     """A real local HTTP server standing in for a customer's function handler."""
     from tests.fakes.http_handler import FunctionHandlerFake

@@ -1,5 +1,6 @@
 """Post-call analysis: the bot's settings in the API, and the analysis of ended calls against the fake
-Anthropic API (summary, success verdict, extraction validated by JSON Schema, one re-ask, retries)."""
+Anthropic API, or the OpenAI-compatible one for bots on it (summary, success verdict, extraction validated by
+JSON Schema, one re-ask, retries)."""
 import json
 
 import pytest
@@ -231,3 +232,48 @@ def test_the_sweep_queues_lost_analyses_again_and_gives_up_after_a_day(api, fake
     assert analysis_of(lost)["summary"] == "Recovered."
     assert analysis_of(ancient)["status"] == "failed" and "lost" in analysis_of(ancient)["error"]
     assert analysis_of(fresh)["status"] == "pending"  # its task may still be on the way
+
+
+# --- On the bot's own provider -------------------------------------------------------------------------
+
+
+def test_a_bot_on_an_openai_compatible_model_is_analyzed_by_it(api, fake_openai, fake_anthropic):
+    from tests.fakes import openai_server
+
+    call = ended_call(api.account, analysis_settings={"extraction_schema": SCHEMA})
+    Voicebot.objects.filter(pk=call.voicebot_id).update(llm_provider="openai", llm_model="qwen2.5:7b")
+    text = json.dumps(GOOD)
+    fake_openai.script(openai_server.Turn([openai_server.Text(text)]))
+
+    assert analysis.run(str(call.id)) is None
+
+    result = analysis_of(call)
+    assert result["status"] == "done" and result["data"] == GOOD["data"]
+    body = fake_openai.chat_requests[0].body
+    assert body["model"] == "qwen2.5:7b" and "stream" not in body and "tools" not in body
+    assert body["messages"][0]["role"] == "system" and "JSON" in body["messages"][0]["content"]
+    assert "Caller: Hi, I'd like a cleaning on May 4th." in body["messages"][1]["content"]
+    assert fake_anthropic.requests == []
+
+
+def test_analysis_provider_and_model_can_be_set_for_the_whole_server(api, fake_openai, fake_anthropic, settings):
+    from tests.fakes import openai_server
+
+    settings.ANALYSIS_LLM_PROVIDER, settings.ANALYSIS_LLM_MODEL = "openai", "gpt-4.1-mini"
+    call = ended_call(api.account)  # an Anthropic bot
+    fake_openai.script(openai_server.Turn([openai_server.Text(json.dumps({"summary": "Short."}))]))
+
+    analysis.run(str(call.id))
+
+    assert analysis_of(call)["summary"] == "Short."
+    assert fake_openai.chat_requests[0].body["model"] == "gpt-4.1-mini" and fake_anthropic.requests == []
+
+
+def test_an_unknown_stored_provider_fails_the_analysis_and_says_why(api):
+    call = ended_call(api.account)
+    Voicebot.objects.filter(pk=call.voicebot_id).update(llm_provider="mystery")
+
+    analysis.run(str(call.id))
+
+    assert analysis_of(call)["error"] == ('The analysis model cannot be used: "mystery" is not a supported LLM '
+                                         'provider; supported: anthropic, openai.')

@@ -34,7 +34,7 @@ from voicebots.bots.models import Voicebot
 from voicebots.callruntime.records import recorded_audio
 from voicebots.callruntime.runtime import TIME_LIMIT_GOODBYE_S, session_options
 from voicebots.calls.models import Call as CallRecord
-from voicebots.conversation import ConversationEngine, LLMRequest, MessageDone, TextDelta, ToolUseRequested
+from voicebots.conversation import ConversationEngine, LLMRequest, Message, MessageDone, TextDelta, ToolUseRequested
 from voicebots.conversation.history import text_of
 from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
@@ -91,19 +91,17 @@ class ToolScriptedLLM:
         self.requests.append(request)
         step = self._steps.popleft() if self._steps else Step([])
         await asyncio.sleep(0.05)
-        content: list[dict[str, Any]] = []
         for fragment in step.fragments:
             yield TextDelta(fragment)
             await asyncio.sleep(0.01)
-        if step.fragments:
-            content.append({"type": "text", "text": "".join(step.fragments)})
+        text = "".join(step.fragments)
         if step.tool is None:
-            yield MessageDone("end_turn", {}, content)
+            yield MessageDone("end_turn", {}, Message.assistant(text))
             return
         tool_id = f"toolu_{len(self.requests)}"
         yield ToolUseRequested(tool_id, step.tool, step.tool_input)
-        content.append({"type": "tool_use", "id": tool_id, "name": step.tool, "input": step.tool_input})
-        yield MessageDone("tool_use", {}, content)
+        yield MessageDone("tool_use", {}, Message.assistant(text, tool_calls=[ToolCall(tool_id, step.tool,
+                                                                                        step.tool_input)]))
 
 
 class Webhooks:
@@ -153,7 +151,7 @@ async def running_call(llm: Any, transcripts: list[str], *, destination: str = "
 
 
 def tool_names(request: LLMRequest) -> list[str]:
-    return [tool["name"] for tool in request.tools]
+    return [tool.name for tool in request.tools]
 
 
 # --- Ending and transferring the call -----------------------------------------------------------------

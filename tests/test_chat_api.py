@@ -1,4 +1,4 @@
-"""The chat API over the real conversation engine, the real Anthropic SDK and a fake Anthropic server."""
+"""The chat API over the real conversation engine, the real Anthropic and OpenAI SDKs and their fake servers."""
 import json
 
 import pytest
@@ -6,6 +6,7 @@ from asgiref.sync import async_to_sync
 
 from voicebots.chats.models import ChatSession, ChatTurn
 from voicebots.functions.runner import verify_signature
+from tests.fakes import openai_server
 from tests.fakes.anthropic_server import Text, ToolUse, Turn
 from tests.fakes.http_handler import Reply
 
@@ -158,3 +159,92 @@ def test_chat_and_sessions_are_isolated_between_accounts(api, other_api, bot, fa
     assert response.status_code == 404
     assert ChatSession.objects.filter(account=other_api.account).count() == 0
     assert len(fake_anthropic.requests) == 1
+
+
+def test_an_openai_compatible_bot_answers_from_knowledge_and_calls_a_function(api, bot, fake_openai, settings,
+                                                                              function_handler):
+    settings.ANTHROPIC_API_KEY = ""  # this bot does not need it
+    function_handler.reply("/book", Reply.json({"booked": True, "slot": "10:00"}))
+    function = api.post("Function/", {
+        "name": "book_appointment", "description": "Books a slot", "handler_url": function_handler.url_for("/book"),
+        "userParameters": [{"name": "time", "type": "string", "required": True}],
+        "fixedParameters": [{"name": "clinic_id", "value": "c-42"}]}).json()
+    assert api.patch(f"Voicebot/{bot['id']}", {"function_ids": [function["id"]], "answer_llm": {
+        "provider": "openapi", "model": "llama3.2:3b"}}).status_code == 204
+    fake_openai.script(
+        openai_server.Turn([openai_server.Text("Let me book that.", ""),
+                            openai_server.ToolUse("book_appointment", {"time": "10:00"})]),
+        openai_server.Turn([openai_server.Text("You are booked ", "at 10:00. Parking is behind the building.")]),
+        openai_server.Turn([openai_server.Text("Yes, at 10:00.")]))
+
+    body = api.post(f"Voicebot/{bot['id']}/chat", {"message": "Book me at ten; where do I park?"}).json()
+
+    assert body["response"] == "Let me book that. You are booked at 10:00. Parking is behind the building."
+    assert body["stop_reason"] == "end_turn" and body["tool_calls"][0]["name"] == "book_appointment"
+    assert function_handler.requests[0].json()["parameters"] == {"time": "10:00", "clinic_id": "c-42"}
+    first, second = fake_openai.chat_requests[0].body, fake_openai.chat_requests[1].body
+    assert first["model"] == "llama3.2:3b" and first["stream"] is True
+    assert "Elm Street" in first["messages"][0]["content"]  # the retrieved passage reached the model
+    assert "clinic_id" not in json.dumps(first["tools"])  # fixed parameters are never shown to the model
+    assert second["messages"][-1]["role"] == "tool" and "10:00" in second["messages"][-1]["content"]
+    stored = ChatSession.objects.get(pk=body["session_id"]).history
+    assert stored[1]["tool_calls"][0]["name"] == "book_appointment"
+    assert stored[2]["tool_results"][0]["call_id"] == stored[1]["tool_calls"][0]["id"]
+
+    again = api.post(f"Voicebot/{bot['id']}/chat", {"message": "At ten?", "session_id": body["session_id"]}).json()
+
+    assert again["response"] == "Yes, at 10:00."
+    sent = fake_openai.chat_requests[2].body["messages"]
+    assert [message["role"] for message in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+
+
+def test_an_openai_compatible_bot_streams_events(api, bot, fake_openai):
+    api.patch(f"Voicebot/{bot['id']}", {"answer_llm": {"provider": "openai", "model": "gpt-4.1-mini"}})
+    fake_openai.script(openai_server.Turn([openai_server.Text("Free ", "parking.")]))
+
+    response = api.post(f"Voicebot/{bot['id']}/chat", {"message": "Parking?"}, HTTP_ACCEPT="text/event-stream")
+
+    events = read_stream(response)
+    assert response.status_code == 200
+    assert "event: text\ndata: {\"text\": \"Free \"}" in events and "event: done" in events
+
+
+def test_without_the_openai_key_a_bot_on_openai_itself_is_a_503_naming_it(api, bot, settings):
+    settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "", "https://api.openai.com/v1"
+    api.patch(f"Voicebot/{bot['id']}", {"answer_llm": {"provider": "openai"}})
+
+    response = api.post(f"Voicebot/{bot['id']}/chat", {"message": "Hello"})
+
+    assert response.status_code == 503 and "OPENAI_API_KEY" in response.json()["error"]
+
+
+def test_a_stored_bot_with_an_unknown_provider_is_a_503_not_another_vendor(api, bot, fake_anthropic):
+    from voicebots.bots.models import Voicebot
+
+    Voicebot.objects.filter(pk=bot["id"]).update(llm_provider="mystery")
+
+    response = api.post(f"Voicebot/{bot['id']}/chat", {"message": "Hello"})
+
+    assert response.status_code == 503
+    assert response.json()["error"] == ('"mystery" is not a supported LLM provider; supported: anthropic, openai.')
+    assert fake_anthropic.requests == []
+
+
+def test_a_session_stored_in_the_older_anthropic_format_continues(api, bot, fake_anthropic):
+    session = ChatSession.objects.create(account=api.account, voicebot_id=bot["id"], history=[
+        {"role": "user", "content": "Book at ten"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Booking."},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "book", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "booked"}]},
+        {"role": "assistant", "content": "Done."}])
+    fake_anthropic.script(Turn([Text("You're welcome.")]))
+
+    body = api.post(f"Voicebot/{bot['id']}/chat", {"message": "Thanks", "session_id": str(session.id)}).json()
+
+    assert body["response"] == "You're welcome."
+    sent = fake_anthropic.requests[0].body["messages"]
+    assert sent[1]["content"][1] == {"type": "tool_use", "id": "toolu_1", "name": "book", "input": {}}
+    assert sent[2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "booked"}]
+    session.refresh_from_db()
+    assert session.history[2] == {"role": "user", "content": "", "tool_results": [
+        {"call_id": "toolu_1", "content": "booked", "is_error": False}]}  # rewritten in the project's format

@@ -5,6 +5,7 @@ No database and no Django: run with `-p no:django`.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -17,10 +18,14 @@ from voicebots.conversation import (
     BotConfig,
     ConversationEngine,
     LLMError,
+    Message,
     Passage,
+    Reasoning,
     ToolCall,
     ToolResult,
     TurnResult,
+    history_from_json,
+    history_to_json,
     tool_spec_from_parameters,
 )
 from voicebots.conversation.engine import REFUSAL_FALLBACK, TOOL_LIMIT_FALLBACK, TOOLS_EXHAUSTED
@@ -128,8 +133,7 @@ async def test_text_streams_to_the_sink_in_order(fake, llm):
     assert sink.names() == ["retrieval", "first_token", "text", "text", "text", "done"]
     assert result.text == "Hello, how can I help?"
     assert result.stop_reason == "end_turn"
-    assert result.history == [{"role": "user", "content": "Hi"},
-                              {"role": "assistant", "content": "Hello, how can I help?"}]
+    assert result.history == [Message.user("Hi"), Message.assistant("Hello, how can I help?")]
     assert result.usage["cache_read_input_tokens"] == 2048
     timings = result.timings
     assert timings["llm_request_sent_ms"] <= timings["first_token_ms"] <= timings["total_ms"]
@@ -171,7 +175,21 @@ async def test_thinking_block_before_text_is_not_spoken(fake, llm):
     result = await ConversationEngine(llm).run_turn(make_config(), [], "Hours?", sink)
 
     assert sink.texts() == ["We open at noon."]
-    assert result.history[-1] == {"role": "assistant", "content": "We open at noon."}
+    assert result.history[-1] == Message.assistant("We open at noon.")
+
+
+async def test_thinking_is_sent_back_unchanged_in_a_tool_round(fake, llm):
+    tool = ToolUse("opening_hours", {})
+    fake.script(Turn([Thinking("Hours are ", "in the tool."), tool], stop_reason="tool_use"),
+                Turn([Text("Noon.")]))
+
+    await ConversationEngine(llm, tool_runner=StubTools()).run_turn(make_config(thinking_enabled=True), [], "Hours?",
+                                                                    RecordingSink())
+
+    assert fake.requests[0].body["thinking"] == {"type": "adaptive"}
+    assistant = fake.requests[1].body["messages"][1]["content"]
+    assert assistant == [{"type": "thinking", "thinking": "Hours are in the tool.", "signature": "sig-fake"},
+                         {"type": "tool_use", "id": tool.id, "name": "opening_hours", "input": {}}]
 
 
 # --- Tools -------------------------------------------------------------------------------------------
@@ -198,7 +216,10 @@ async def test_tool_round_sends_tool_use_and_result_back(fake, llm):
     assert result.text == "Let me book that. You're booked!"
     assert sink.texts() == ["Let me book that.", " You're booked!"]
     assert [record.call.name for record in result.tool_calls] == ["book_table"]
-    assert result.history == [*second, {"role": "assistant", "content": "You're booked!"}]
+    call = ToolCall(tool.id, "book_table", {"date": "2025-01-02", "party_size": 4})
+    assert result.history == [Message.user("Table for 4"), Message.assistant("Let me book that.", tool_calls=[call]),
+                              Message.user(tool_results=[ToolResult(tool.id, '{"booked":true}')]),
+                              Message.assistant("You're booked!")]
     assert sink.names().count("tool_started") == sink.names().count("tool_finished") == 1
 
 
@@ -265,7 +286,7 @@ async def test_model_that_ignores_the_tool_cap_gets_a_clear_stop(fake, llm):
 
     assert result.stop_reason == "tool_limit"
     assert result.text == TOOL_LIMIT_FALLBACK
-    assert result.history[-1] == {"role": "assistant", "content": TOOL_LIMIT_FALLBACK}
+    assert result.history[-1] == Message.assistant(TOOL_LIMIT_FALLBACK)
     assert starts_exchange(result.history[0])
 
 
@@ -279,11 +300,11 @@ async def test_max_tokens_keeps_the_partial_text(fake, llm):
 
     assert result.stop_reason == "max_tokens"
     assert result.text == "We open at noon and"
-    assert result.history[-1] == {"role": "assistant", "content": "We open at noon and"}
+    assert result.history[-1] == Message.assistant("We open at noon and")
 
 
 async def test_refusal_speaks_a_fallback_and_drops_the_exchange(fake, llm):
-    prior = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    prior = [Message.user("Hi"), Message.assistant("Hello!")]
     fake.script(Turn([], stop_reason="refusal"))
     sink = RecordingSink()
 
@@ -299,8 +320,7 @@ async def test_pause_turn_is_continued(fake, llm):
 
     result = await ConversationEngine(llm).run_turn(make_config(), [], "Go", RecordingSink())
 
-    assert fake.requests[1].body["messages"][-1] == {"role": "assistant",
-                                                     "content": [{"type": "text", "text": "Checking"}]}
+    assert fake.requests[1].body["messages"][-1] == {"role": "assistant", "content": "Checking"}
     assert result.text == "Checking done." and result.stop_reason == "end_turn"
 
 
@@ -372,14 +392,13 @@ async def test_second_turn_continues_the_first(fake, llm):
     assert len(first.history) == 2  # the input history is not modified
 
 
-def _tool_exchange(number: int) -> list[dict[str, Any]]:
+def _tool_exchange(number: int) -> list[Message]:
     tool_id = f"toolu_{number}"
     return [
-        {"role": "user", "content": f"question {number} " + "x" * 400},
-        {"role": "assistant", "content": [{"type": "text", "text": "checking"},
-                                          {"type": "tool_use", "id": tool_id, "name": "lookup", "input": {"n": number}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "y" * 400}]},
-        {"role": "assistant", "content": f"answer {number}"},
+        Message.user(f"question {number} " + "x" * 400),
+        Message.assistant("checking", tool_calls=[ToolCall(tool_id, "lookup", {"n": number})]),
+        Message.user(tool_results=[ToolResult(tool_id, "y" * 400)]),
+        Message.assistant(f"answer {number}"),
     ]
 
 
@@ -390,16 +409,14 @@ def test_trimming_drops_whole_exchanges_and_keeps_tool_pairs():
 
     assert 0 < len(trimmed) < len(history) and len(trimmed) % 4 == 0
     assert trimmed == history[-len(trimmed):]
-    assert trimmed[0]["role"] == "user" and isinstance(trimmed[0]["content"], str)
+    assert trimmed[0].role == "user" and not trimmed[0].tool_results
     for index, message in enumerate(trimmed):
-        for block in message["content"] if isinstance(message["content"], list) else []:
-            if block["type"] == "tool_result":
-                previous = trimmed[index - 1]["content"]
-                assert any(b.get("id") == block["tool_use_id"] for b in previous)
+        for result in message.tool_results:
+            assert result.call_id in [call.id for call in trimmed[index - 1].tool_calls]
 
 
 def test_trimming_keeps_the_newest_exchange_even_over_budget_and_drops_a_leading_assistant():
-    history = [{"role": "assistant", "content": "stray"}, *_tool_exchange(1)]
+    history = [Message.assistant("stray"), *_tool_exchange(1)]
 
     assert trim_to_budget(history, 10) == _tool_exchange(1)
     assert trim_to_budget(history, 100_000) == _tool_exchange(1)
@@ -408,21 +425,22 @@ def test_trimming_keeps_the_newest_exchange_even_over_budget_and_drops_a_leading
 
 def test_history_helpers_keep_roles_valid():
     opening = opening_history("Welcome to Trattoria!")
-    assert opening[0]["role"] == "user" and opening[1] == {"role": "assistant", "content": "Welcome to Trattoria!"}
+    assert opening[0].role == "user" and opening[1] == Message.assistant("Welcome to Trattoria!")
 
-    messages = [{"role": "user", "content": "Hi"}]
+    messages = [Message.user("Hi")]
     append_user_text(messages, "anyone there?")
-    assert messages == [{"role": "user", "content": [{"type": "text", "text": "Hi"},
-                                                     {"type": "text", "text": "anyone there?"}]}]
+    assert messages == [Message.user("Hi\nanyone there?")]
+
+    results = [Message.user(tool_results=[ToolResult("t1", "ok")])]
+    append_user_text(results, "and?")
+    assert results == [Message.user("and?", tool_results=[ToolResult("t1", "ok")])]
 
     interrupted = with_interrupted_turn(opening, "Do you have", "We have tables at")
-    assert interrupted[-2:] == [{"role": "user", "content": "Do you have"},
-                                {"role": "assistant", "content": "We have tables at"}]
+    assert interrupted[-2:] == [Message.user("Do you have"), Message.assistant("We have tables at")]
 
 
 def test_retrieval_query_adds_the_last_thing_the_assistant_asked():
-    history = [{"role": "user", "content": "Hi"},
-               {"role": "assistant", "content": "Hello! We have two plans. Which plan interests you?"}]
+    history = [Message.user("Hi"), Message.assistant("Hello! We have two plans. Which plan interests you?")]
 
     assert retrieval_query(history, "The premium one") == "The premium one\nWhich plan interests you?"
     assert retrieval_query([], "Hours?") == "Hours?"
@@ -480,3 +498,63 @@ async def test_fake_runs_in_a_background_thread():
         fake.stop()
 
     assert result.text == "From a thread." and len(fake.requests) == 1
+
+
+# --- Stored histories ----------------------------------------------------------------------------------
+
+
+def test_history_round_trips_through_json():
+    call = ToolCall("c1", "lookup", {"n": 1})
+    history = [Message.user("Hi"),
+               Message.assistant("Checking.", tool_calls=[call],
+                                 reasoning=[Reasoning("anthropic", "think", {"type": "thinking", "signature": "s"})]),
+               Message.user(tool_results=[ToolResult("c1", "found", is_error=True)]),
+               Message.assistant("Done.")]
+
+    stored = json.loads(json.dumps(history_to_json(history)))
+
+    assert stored[0] == {"role": "user", "content": "Hi"}  # plain messages look as they always did
+    assert stored[2]["tool_results"] == [{"call_id": "c1", "content": "found", "is_error": True}]
+    assert history_from_json(stored) == history
+
+
+def test_histories_stored_in_anthropic_format_still_load():
+    stored = [
+        {"role": "user", "content": "Book for four"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "They want a table.", "signature": "sig-1"},
+            {"type": "text", "text": "Let me book that."},
+            {"type": "tool_use", "id": "toolu_1", "name": "book_table", "input": {"party_size": 4}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "booked"}]},
+            {"type": "text", "text": "thanks"}, {"type": "text", "text": "and parking?"}]},
+        {"role": "assistant", "content": "You're booked."},
+        {"role": "system", "content": "not a message of ours"},
+        "garbage",
+    ]
+
+    history = history_from_json(stored)
+
+    assert history == [
+        Message.user("Book for four"),
+        Message.assistant("Let me book that.", tool_calls=[ToolCall("toolu_1", "book_table", {"party_size": 4})],
+                          reasoning=[Reasoning("anthropic", "They want a table.",
+                                               {"type": "thinking", "signature": "sig-1"})]),
+        Message.user("thanks\nand parking?", tool_results=[ToolResult("toolu_1", "booked")]),
+        Message.assistant("You're booked."),
+    ]
+    assert history_from_json(None) == [] and history_from_json({"role": "user"}) == []
+
+
+async def test_a_converted_history_is_sent_back_to_anthropic_in_its_own_format(fake, llm):
+    stored = [{"role": "user", "content": "Book"},
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "book_table",
+                                                 "input": {}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": ""}]},
+              {"role": "assistant", "content": "Booked."}]
+
+    await ConversationEngine(llm).run_turn(make_config(), history_from_json(stored), "Thanks", RecordingSink())
+
+    sent = fake.requests[0].body["messages"]
+    assert sent[:2] == stored[:2] and sent[3:] == [stored[3], {"role": "user", "content": "Thanks"}]
+    assert sent[2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "(empty)"}]

@@ -221,11 +221,11 @@ async def test_tool_runner_calls_the_function_named_by_the_tool(handler, runner)
     found = await tools.run(ToolCall("toolu_1", "opening_hours", {"day": "monday"}))
     missing = await tools.run(ToolCall("toolu_2", "delete_everything", {}))
 
-    assert (found.tool_use_id, found.content, found.is_error) == ("toolu_1", '{"open":"12-23"}', False)
+    assert (found.call_id, found.content, found.is_error) == ("toolu_1", '{"open":"12-23"}', False)
     payload = handler.requests[0].json()
     assert payload["parameters"] == {"day": "monday", "site": "rome"}
     assert (payload["voicebot_id"], payload["session_id"]) == ("bot-9", "s-9")
-    assert missing.is_error and missing.tool_use_id == "toolu_2"
+    assert missing.is_error and missing.call_id == "toolu_2"
     assert "delete_everything" in missing.content
     assert [spec.name for spec in tools.tool_specs()] == ["opening_hours"]
 

@@ -438,9 +438,10 @@ def test_a_string_instead_of_a_list_is_refused(embedder):
         embedder.embed("not a list")
 
 
-def test_get_embedder_is_a_process_wide_singleton(embedder, monkeypatch):
-    monkeypatch.delenv("EMBEDDING_PROVIDER", raising=False)
+def test_get_embedder_is_a_process_wide_singleton(embedder, settings):
+    settings.EMBEDDING_PROVIDER = "minilm"
     assert embeddings.get_embedder() is embedder
+    assert embeddings.get_embedder("local") is embedder
     assert embeddings.get_embedder() is embeddings.get_embedder("minilm")
 
 
@@ -451,8 +452,8 @@ def empty_query_cache():
     embeddings.clear_query_cache()  # no fake vectors left for other tests
 
 
-def test_a_repeated_query_is_embedded_once(embedder, monkeypatch, empty_query_cache):
-    monkeypatch.delenv("EMBEDDING_PROVIDER", raising=False)
+def test_a_repeated_query_is_embedded_once(embedder, monkeypatch, settings, empty_query_cache):
+    settings.EMBEDDING_PROVIDER = "minilm"
     calls = []
     monkeypatch.setattr(embedder, "embed", lambda texts: calls.append(texts) or np.ones((1, 384), np.float32))
 
@@ -469,8 +470,8 @@ def test_a_repeated_query_is_embedded_once(embedder, monkeypatch, empty_query_ca
     assert len(calls) == 3 and other is not first
 
 
-def test_unknown_embedding_provider_is_refused(monkeypatch):
-    monkeypatch.setenv("EMBEDDING_PROVIDER", "word2vec")
+def test_unknown_embedding_provider_is_refused(settings):
+    settings.EMBEDDING_PROVIDER = "word2vec"
 
-    with pytest.raises(ValueError, match="minilm"):
+    with pytest.raises(ValueError, match="supported: minilm, openai"):
         embeddings.get_embedder()

@@ -9,7 +9,7 @@ import time
 
 from tests.test_call_control import PhoneLeg, Step, ToolScriptedLLM, running_call
 from tests.test_voice_pipeline import LONG_REPLY, wait_until
-from voicebots.conversation.history import text_of
+from voicebots.conversation.ports import Message, ToolCall
 from voicebots.voice.operator import history_with_bot_line
 
 
@@ -43,10 +43,10 @@ async def test_a_line_said_while_the_bot_listens_is_spoken_at_once_and_joins_the
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=5)
         assert call.recorder.turns[1].bot_text == "Your table is ready."
         assert call.transport.frames[-1][0] - asked < 3
-        assert text_of(call.session.history[-1]) == "Hello! Your table is ready."
+        assert call.session.history[-1] == Message.assistant("Hello! Your table is ready.")
         await call.caller.say(500)
         await wait_until(lambda: llm.requests, timeout=8)
-        assert llm.requests[0].messages[1] == {"role": "assistant", "content": "Hello! Your table is ready."}
+        assert llm.requests[0].messages[1] == Message.assistant("Hello! Your table is ready.")
 
 
 async def test_a_line_waits_for_the_bot_to_finish_its_turn_unless_it_interrupts():
@@ -111,13 +111,12 @@ async def test_a_cold_transfer_passes_no_summary_and_a_refused_one_is_told_to_th
 
 
 def test_a_line_joins_the_history_as_the_bots_words():
-    assert history_with_bot_line([], "Hi.") == [{"role": "user", "content": "(The call has connected.)"},
-                                                {"role": "assistant", "content": "Hi."}]
-    after_reply = [{"role": "user", "content": "Open?"}, {"role": "assistant", "content": "Yes."}]
-    assert history_with_bot_line(after_reply, "Also Sundays.")[-1] == {"role": "assistant",
-                                                                       "content": "Yes. Also Sundays."}
-    waiting = [{"role": "user", "content": "Hello?"}]
-    assert history_with_bot_line(waiting, "One moment.")[-1] == {"role": "assistant", "content": "One moment."}
-    blocks = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]
-    assert history_with_bot_line(blocks, "b")[-1]["content"][-1] == {"type": "text", "text": "b"}
-    assert after_reply[-1]["content"] == "Yes."  # never mutated in place
+    assert history_with_bot_line([], "Hi.") == [Message.user("(The call has connected.)"), Message.assistant("Hi.")]
+    after_reply = [Message.user("Open?"), Message.assistant("Yes.")]
+    assert history_with_bot_line(after_reply, "Also Sundays.")[-1] == Message.assistant("Yes. Also Sundays.")
+    waiting = [Message.user("Hello?")]
+    assert history_with_bot_line(waiting, "One moment.")[-1] == Message.assistant("One moment.")
+    with_tools = [Message.user("x"), Message.assistant("a", tool_calls=(ToolCall("t1", "book", {}),))]
+    booked = (ToolCall("t1", "book", {}),)
+    assert history_with_bot_line(with_tools, "b")[-1] == Message.assistant("a b", tool_calls=booked)
+    assert after_reply[-1] == Message.assistant("Yes.")  # never changed in place

@@ -1,4 +1,5 @@
-"""Live phone calls end to end: Plivo frames -> the real consumer -> Deepgram/Anthropic/Cartesia fakes -> back.
+"""Live phone calls end to end: Plivo frames -> the real consumer -> Deepgram/Anthropic (or OpenAI-compatible)/
+Cartesia fakes -> back.
 
 Every vendor is a protocol-accurate fake on 127.0.0.1 driven by its real SDK.
 """
@@ -15,6 +16,10 @@ from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.http_handler import Reply
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import Text as OpenAIText
+from tests.fakes.openai_server import ToolUse as OpenAIToolUse
+from tests.fakes.openai_server import Turn as OpenAITurn
 from tests.test_plivo_stream import answer, start_frame
 from voicebots.calls.models import Call
 from voicebots.telephony.codec import CheckpointRequested, ClearRequested, DtmfRequested, PlayAudio, PlivoStreamCodec
@@ -151,6 +156,58 @@ async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_reco
     assert any(turn.tool_calls and turn.tool_calls[0]["name"] == "book_visit" for turn in turns)
     kinds = [event.kind async for event in call.events.all()]
     assert "dtmf" in kinds
+
+
+@pytest.fixture
+async def openai_vendors(settings):
+    async with FakeOpenAI() as llm, FakeDeepgram() as stt, FakeCartesia() as tts:
+        settings.ANTHROPIC_API_KEY = ""  # not needed by a bot on an OpenAI-compatible model
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = llm.api_key, llm.url
+        settings.DEEPGRAM_API_KEY = settings.CARTESIA_API_KEY = "test-key"
+        settings.DEEPGRAM_BASE_URL = stt.ws_url.replace("ws://", "http://")
+        settings.CARTESIA_BASE_URL = tts.http_url
+        yield llm, stt, tts
+
+
+async def test_a_call_on_an_openai_compatible_model_uses_knowledge_and_functions(api, phone_bot, answered_call,
+                                                                                 openai_vendors, function_handler):
+    llm, stt, tts = openai_vendors
+    call_uuid, path = answered_call
+    patched = await sync_to_async(api.patch)(f"Voicebot/{phone_bot['id']}",
+                                             {"answer_llm": {"provider": "openai", "model": "llama3.2:3b"}})
+    assert patched.status_code == 204
+    stt.script("Where can I park?", "Book me for Monday please.")
+    llm.script(OpenAITurn([OpenAIText("Parking is free, ", "behind the building.")]),
+               OpenAITurn([OpenAIToolUse("book_visit", {"day": "Monday"})]),
+               OpenAITurn([OpenAIText("You are booked for Monday.")]))
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    await communicator.send_to(text_data=start_frame(call_uuid))
+    peer = PlivoPeer(communicator)
+
+    await peer.wait_for(lambda: peer.count("playAudio") > 0)  # the greeting
+    await peer.send_audio(silence(200) + speech(900) + silence(800))
+    await peer.wait_for(lambda: "Parking is free, behind the building." in " ".join(tts.transcripts.values()))
+    await peer.send_audio(silence(600) + speech(900) + silence(800))
+    await peer.wait_for(lambda: len(function_handler.requests) == 1)
+    await peer.wait_for(lambda: "You are booked for Monday." in " ".join(tts.transcripts.values()))
+    await peer.send_audio(silence(600))
+    await peer.send(peer.codec.stop(call_uuid))
+    await communicator.disconnect()
+
+    first = llm.chat_requests[0].body
+    assert first["model"] == "llama3.2:3b"
+    assert "Free parking is behind the building." in first["messages"][0]["content"]
+    assert "14155550100" in first["messages"][0]["content"]  # the caller's number is part of the context
+    assert {"end_call"} <= {tool["function"]["name"] for tool in first["tools"]}  # call control on any model
+    assert llm.chat_requests[2].body["messages"][-1]["role"] == "tool"
+    assert function_handler.requests[0].json()["parameters"] == {"day": "Monday"}
+    call = await Call.objects.aget(call_uuid=call_uuid)
+    assert call.has_ended
+    turns = [turn async for turn in call.turns.order_by("index")]
+    assert turns[1].caller_text == "Where can I park?" and turns[1].bot_text == "Parking is free, behind the building."
+    assert any(turn.tool_calls and turn.tool_calls[0]["name"] == "book_visit" for turn in turns)
+    assert any(message.get("tool_calls") for message in call.history)  # stored in the project's own format
 
 
 @pytest.fixture

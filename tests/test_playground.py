@@ -28,8 +28,8 @@ def member(client, api):
 
 def connect(client, bot_id):
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    return WebsocketCommunicator(application, f"/ws/playground/{bot_id}/", headers=[(b"cookie", cookie),
-                                                                                   (b"host", b"testserver")])
+    return WebsocketCommunicator(application, f"/ws/playground/{bot_id}/", headers=[
+        (b"cookie", cookie), (b"host", b"testserver"), (b"origin", b"http://127.0.0.1:8000")])
 
 
 async def receive_until(communicator, kind, timeout=10):
@@ -107,9 +107,15 @@ async def test_playground_refuses_strangers_and_other_accounts(member, their_bot
     communicator = connect(member, theirs["id"])
     connected, code = await communicator.connect()
     assert not connected and code == 4404
-    anonymous = WebsocketCommunicator(application, f"/ws/playground/{theirs['id']}/")
+    anonymous = WebsocketCommunicator(application, f"/ws/playground/{theirs['id']}/",
+                                      headers=[(b"origin", b"http://127.0.0.1:8000")])
     connected, code = await anonymous.connect()
     assert not connected and code == 4401
+    cookie = communicator.scope["headers"][0]
+    elsewhere = WebsocketCommunicator(application, f"/ws/playground/{theirs['id']}/",
+                                      headers=[cookie, (b"origin", b"https://evil.example")])
+    connected, _ = await elsewhere.connect()
+    assert not connected  # another site's page cannot use the member's session
 
 
 async def test_playground_reports_a_missing_key(member, plain_bot, settings):

@@ -87,6 +87,22 @@ async def test_missing_keys_play_an_apology_and_the_record_says_why(answered, se
         assert key in call.end_reason
 
 
+async def test_a_stored_unknown_provider_plays_the_apology_and_is_never_replaced(answered, bot, settings):
+    from voicebots.bots.models import Voicebot
+
+    settings.ANTHROPIC_API_KEY = settings.DEEPGRAM_API_KEY = settings.CARTESIA_API_KEY = "test-key"
+    await Voicebot.objects.filter(pk=bot["id"]).aupdate(tts_provider="elevenlabs")
+    call_uuid, path = answered
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    await communicator.send_to(text_data=start_frame(call_uuid))
+    message = PlivoStreamCodec.parse_from_server(await communicator.receive_from(timeout=5))
+    assert isinstance(message, PlayAudio)  # the recorded apology, not a Cartesia voice in its place
+    await communicator.disconnect()
+    call = await Call.objects.aget(call_uuid=call_uuid)
+    assert '"elevenlabs" is not a supported text-to-speech provider; supported: cartesia, deepgram' in call.end_reason
+
+
 async def test_malformed_and_unknown_frames_are_skipped(answered, settings):
     settings.ANTHROPIC_API_KEY = ""
     call_uuid, path = answered

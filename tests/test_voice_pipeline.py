@@ -21,7 +21,15 @@ from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
 from tests.fakes.cartesia_server import AUDIO_PATTERN, FakeCartesia, speech_audio
 from tests.fakes.deepgram_server import FakeDeepgram, speech
 from tests.fakes.deepgram_tts_server import FakeAura
-from voicebots.conversation import BotConfig, ConversationEngine, LLMError, LLMRequest, MessageDone, TextDelta
+from voicebots.conversation import (
+    BotConfig,
+    ConversationEngine,
+    LLMError,
+    LLMRequest,
+    Message,
+    MessageDone,
+    TextDelta,
+)
 from voicebots.conversation.history import opening_history
 from voicebots.conversation.ports import ToolCall, ToolCallRecord, ToolResult, TurnResult
 from voicebots.providers.anthropic_llm import AnthropicLLM
@@ -158,7 +166,7 @@ class ScriptedLLM:
             completed = True
             self.finished_at.append(time.monotonic())
             yield MessageDone("end_turn", {"input_tokens": 10, "output_tokens": 5},
-                              [{"type": "text", "text": "".join(reply.fragments)}])
+                              Message.assistant("".join(reply.fragments)))
         finally:
             if not completed and reply.error is None:
                 self.closed_early += 1
@@ -355,23 +363,20 @@ def test_timeline_splits_latency_into_vendor_delays_and_platform_share():
 def test_history_keeps_only_the_heard_part_of_a_reply():
     prior = opening_history("Hi, Trattoria here.")
     assert history_after_reply(prior, "Hours?", "We open at nine. And close at ten.", "We open at nine. ",
-                               None)[-2:] == [{"role": "user", "content": "Hours?"},
-                                              {"role": "assistant", "content": "We open at nine."}]
-    assert history_after_reply(prior, "Hours?", "We open at nine.", "", None)[-1] == {
-        "role": "user", "content": "Hours?"}
+                               None)[-2:] == [Message.user("Hours?"), Message.assistant("We open at nine.")]
+    assert history_after_reply(prior, "Hours?", "We open at nine.", "", None)[-1] == Message.user("Hours?")
 
     # A finished turn with a tool round: the tool call stays, the final message is cut to what was heard.
     spoken = "Let me check. It's booked for seven. Anything else?"
-    tool_round = [{"role": "assistant", "content": [{"type": "text", "text": "Let me check."},
-                                                    {"type": "tool_use", "id": "t1", "name": "book", "input": {}}]},
-                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]
-    result_history = [*prior, {"role": "user", "content": "Book seven."}, *tool_round,
-                      {"role": "assistant", "content": "It's booked for seven. Anything else?"}]
     call = ToolCall("t1", "book", {})
+    tool_round = [Message.assistant("Let me check.", tool_calls=[call]),
+                  Message.user(tool_results=[ToolResult("t1", "ok")])]
+    result_history = [*prior, Message.user("Book seven."), *tool_round,
+                      Message.assistant("It's booked for seven. Anything else?")]
     result = TurnResult(text=spoken, stop_reason="end_turn", tool_calls=[ToolCallRecord(call, ToolResult("t1", "ok"))],
                         passages=[], timings={}, history=result_history)
     cut = history_after_reply(prior, "Book seven.", spoken, "Let me check. It's booked for seven. ", result)
-    assert cut[:-1] == result_history[:-1] and cut[-1]["content"] == "It's booked for seven."
+    assert cut[:-1] == result_history[:-1] and cut[-1] == Message.assistant("It's booked for seven.")
     dropped = history_after_reply(prior, "Book seven.", spoken, "Let me check. ", result)
     assert dropped == result_history[:-1]
     assert history_after_reply(prior, "Book seven.", spoken, spoken, result) == result_history
@@ -455,9 +460,9 @@ async def test_a_question_is_answered_while_the_model_is_still_writing():
         assert offsets == sorted(offsets) and offsets[0] >= 250  # endpointing waits 300 ms of silence
         assert record.timings["llm_ms"] >= 100  # at least the model's scripted time to first token
         assert record.timings["platform_ms"] is not None and record.timings["platform_ms"] >= 0
-        assert call.session.history == [{"role": "user", "content": "What time do you close tonight?"},
-                                        {"role": "assistant", "content": "".join(segments).strip()}]
-        assert llm.requests[0].messages[-1] == {"role": "user", "content": "What time do you close tonight?"}
+        assert call.session.history == [Message.user("What time do you close tonight?"),
+                                        Message.assistant("".join(segments).strip())]
+        assert llm.requests[0].messages[-1] == Message.user("What time do you close tonight?")
 
 
 LONG_REPLY = ["Sure, ", "we have tables at six, seven, and eight o'clock tonight. ", "We also have a terrace ",
@@ -480,10 +485,8 @@ async def test_barge_in_cancels_the_reply_clears_playback_and_keeps_only_what_wa
         first_context = next(iter(call.cartesia.transcripts))
         assert call.cartesia.cancelled == [first_context]
         assert (answer.caller_text, answer.bot_text) == ("Seven please.", "Seven it is.")
-        assert call.session.history == [{"role": "user", "content": "Do you have a table tonight?"},
-                                        {"role": "assistant", "content": heard},
-                                        {"role": "user", "content": "Seven please."},
-                                        {"role": "assistant", "content": "Seven it is."}]
+        assert call.session.history == [Message.user("Do you have a table tonight?"), Message.assistant(heard),
+                                        Message.user("Seven please."), Message.assistant("Seven it is.")]
 
 
 async def test_barge_in_after_the_reply_was_sent_cuts_the_reply_in_history():
@@ -496,7 +499,7 @@ async def test_barge_in_after_the_reply_was_sent_cuts_the_reply_in_history():
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
         heard = "Sure, we have tables at six, seven, and eight o'clock tonight."  # two segments acknowledged
         assert call.recorder.turns[0].bot_text == heard and call.recorder.turns[0].interrupted
-        assert call.session.history[1] == {"role": "assistant", "content": heard}
+        assert call.session.history[1] == Message.assistant(heard)
         assert llm.closed_early == 0
 
 
@@ -525,7 +528,7 @@ async def test_a_model_error_is_apologised_for_and_the_call_goes_on():
         await call.caller.say(500)
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
         assert call.recorder.turns[1].bot_text == "Yes, we are open."
-        assert [message["role"] for message in call.session.history] == ["user", "assistant", "user", "assistant"]
+        assert [message.role for message in call.session.history] == ["user", "assistant", "user", "assistant"]
 
 
 async def test_a_cached_apology_is_played_without_synthesis():
@@ -559,7 +562,7 @@ async def test_without_a_fallback_a_failing_voice_leaves_the_turn_silent_but_the
         await wait_until(lambda: call.recorder.turns, timeout=8)
         assert call.recorder.turns[0].bot_text == "" and not call.transport.frames
         assert "tts_failed" in call.recorder.incident_kinds()
-        assert call.session.history[-1] == {"role": "user", "content": "Hi."}
+        assert call.session.history[-1] == Message.user("Hi.")
         await call.caller.say(400)
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
         assert call.recorder.turns[1].bot_text == "Now I can talk."
@@ -604,7 +607,9 @@ async def test_a_call_through_the_real_anthropic_sdk():
             await wait_until(lambda: len(call.recorder.turns) == 2, timeout=8)
             assert call.recorder.turns[1].bot_text == "We close at ten tonight. See you soon!"
             body = anthropic_fake.requests[0].body
-            assert body["messages"] == [*opening_history(WELCOME), {"role": "user", "content": "When do you close?"}]
+            assert body["messages"] == [{"role": "user", "content": "(The call has connected.)"},
+                                        {"role": "assistant", "content": WELCOME},
+                                        {"role": "user", "content": "When do you close?"}]
         await llm.aclose()
 
 

@@ -85,7 +85,9 @@ def test_legacy_model_names_are_aliases(api, alias, model):
     ({"name": ""}, "name", "blank"),
     ({"name": 5.5, "callTimeout": "soon"}, "callTimeout", "integer"),
     ({"name": "A", "callTimeout": 0}, "callTimeout", "greater than or equal"),
-    ({"name": "A", "answer_llm": {"provider": "openai", "model": "gpt-4o"}}, "answer_llm.provider", "anthropic"),
+    ({"name": "A", "answer_llm": {"provider": "mistral", "model": "large"}}, "answer_llm.provider",
+     "supported: anthropic, openai"),
+    ({"name": "A", "answer_llm": {"provider": "openai", "model": "my model; drop"}}, "answer_llm.model", "model id"),
     ({"name": "A", "answer_llm": {"provider": "anthropic", "model": "gpt-4o"}}, "answer_llm.model", "claude-haiku-5-5"),
     ({"name": "A", "answer_llm": "claude"}, "answer_llm", "JSON object"),
     ({"name": "A", "tts": {"provider": "elevenlabs", "voice": "x"}}, "tts.provider", "cartesia, deepgram"),
@@ -103,6 +105,31 @@ def test_invalid_input_is_a_400_with_field_details(api, payload, field, fragment
     assert field in details, details
     assert any(fragment in message for message in details[field]), details[field]
     assert Voicebot.objects.count() == 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "openapi", "OpenAI"])
+def test_an_openai_compatible_model_takes_any_model_id(api, provider, settings):
+    settings.OPENAI_MODEL = "llama3.2:3b"
+    named = api.post("Voicebot/", {"name": "A", "answer_llm": {"provider": provider,
+                                                               "model": "meta-llama/Llama-3.1-8B-Instruct"}})
+    default = api.post("Voicebot/", {"name": "B", "answer_llm": {"provider": provider}})
+
+    assert named.status_code == 201, named.json()
+    assert named.json()["answer_llm"] == {"provider": "openai", "model": "meta-llama/Llama-3.1-8B-Instruct"}
+    assert default.json()["answer_llm"] == {"provider": "openai", "model": "llama3.2:3b"}
+
+
+def test_patching_the_provider_starts_from_its_defaults(api, settings):
+    settings.OPENAI_MODEL = "gpt-4.1-mini"
+    bot = api.post("Voicebot/", {"name": "A", "answer_llm": {"provider": "anthropic", "model": "claude-opus-5-5"},
+                                 "tts": {"provider": "deepgram", "voice": "zeus"}}).json()
+
+    assert api.patch(f"Voicebot/{bot['id']}/", {"answer_llm": {"provider": "openai"}}).status_code == 204
+    assert api.get(f"Voicebot/{bot['id']}/").json()["answer_llm"] == {"provider": "openai", "model": "gpt-4.1-mini"}
+    switched_voice = api.patch(f"Voicebot/{bot['id']}/", {"tts": {"provider": "cartesia"}})
+    assert switched_voice.status_code == 400 and "required" in switched_voice.json()["details"]["tts.voice"][0]
+    assert api.patch(f"Voicebot/{bot['id']}/", {"answer_llm": {"model": "qwen2.5:7b"}}).status_code == 204
+    assert api.get(f"Voicebot/{bot['id']}/").json()["answer_llm"] == {"provider": "openai", "model": "qwen2.5:7b"}
 
 
 def test_ids_of_another_account_or_unknown_are_a_400_naming_them(api, other_api):

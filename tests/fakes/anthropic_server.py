@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
-from tests.fakes.loopback import StreamLoopbackServer
+from tests.fakes.loopback import DISCONNECT_POLL_S, ClientGone, StreamLoopbackServer, client_gone, sleep_unless_gone
 
 DEFAULT_API_KEY = "test-key"
-DISCONNECT_POLL_S = 0.01
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
@@ -189,16 +187,6 @@ def message_json(turn: Turn, model: str) -> dict[str, Any]:
 # --- Server ------------------------------------------------------------------------------------------
 
 
-class _ClientGone(Exception):
-    pass
-
-
-def _client_gone(reader: asyncio.StreamReader) -> bool:
-    # A closed (FIN) connection shows as EOF, a reset one as an exception; the client sends nothing
-    # else while a response streams, so neither check consumes a byte of a next request.
-    return reader.at_eof() or reader.exception() is not None
-
-
 class FakeAnthropic(StreamLoopbackServer):
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
         super().__init__()
@@ -207,8 +195,6 @@ class FakeAnthropic(StreamLoopbackServer):
         self.disconnects: list[Disconnect] = []
         self.default_turn = Turn([Text("Hello.")])
         self._script: deque[Turn] = deque()  # deque: safe to feed from another thread
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -223,33 +209,6 @@ class FakeAnthropic(StreamLoopbackServer):
         while not self.disconnects and time.monotonic() < deadline:
             await asyncio.sleep(DISCONNECT_POLL_S)
         return self.disconnects[0] if self.disconnects else None
-
-    # Lifecycle in a daemon thread with its own loop (for sync callers such as Django's test client); in the
-    # caller's own loop: start(), close() or `async with` (LoopbackServer).
-
-    def start_in_thread(self) -> FakeAnthropic:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self.start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        ready.wait(5)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-        self._loop = self._thread = None
 
     # HTTP.
 
@@ -307,26 +266,17 @@ class FakeAnthropic(StreamLoopbackServer):
             for event in stream_events(turn, model):
                 if turn.first_token_delay_s and not waited_for_first_token and b"content_block_delta" in event:
                     waited_for_first_token = True
-                    await self._sleep_unless_gone(reader, turn.first_token_delay_s)
+                    await sleep_unless_gone(reader, turn.first_token_delay_s)
                 if turn.delay_s and sent:
-                    await self._sleep_unless_gone(reader, turn.delay_s)
+                    await sleep_unless_gone(reader, turn.delay_s)
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))
                 await writer.drain()
                 sent += 1
-                if _client_gone(reader):
-                    raise _ClientGone("closed")
+                if client_gone(reader):
+                    raise ClientGone("closed")
             writer.write(b"0\r\n\r\n")
             await writer.drain()
             return True
-        except (_ClientGone, ConnectionError) as exc:
+        except (ClientGone, ConnectionError) as exc:
             self.disconnects.append(Disconnect(len(self.requests) - 1, sent, time.monotonic(), repr(exc)))
             return False
-
-    @staticmethod
-    async def _sleep_unless_gone(reader: asyncio.StreamReader, seconds: float) -> None:
-        """Sleep, noticing promptly if the client closes (the reader sees EOF; nothing is consumed)."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if _client_gone(reader):
-                raise _ClientGone("closed")
-            await asyncio.sleep(min(DISCONNECT_POLL_S, left))

@@ -1,4 +1,6 @@
-"""What the vendor fakes share: a server on a free port of 127.0.0.1, `async with`, and a clean close.
+"""What the vendor fakes share: a server on a free port of 127.0.0.1, `async with`, and a clean close; or, for
+sync callers (Django's test client, a server in another process, Playwright), a daemon thread with its own loop:
+`fake = FakeVendor().start_in_thread()` ... `fake.stop()`.
 
     class FakeVendor(LoopbackServer):
         async def _listen(self):  # a started asyncio or websockets server
@@ -10,16 +12,22 @@ on raw asyncio streams from `StreamLoopbackServer` (implement `_serve_request`).
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+DISCONNECT_POLL_S = 0.01
+
 
 class LoopbackServer:
     port = 0
     _server: Any = None
+    _thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def _listen(self) -> Any:
         raise NotImplementedError
@@ -28,6 +36,31 @@ class LoopbackServer:
         self._server = await self._listen()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def start_in_thread(self) -> Self:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=f"fake-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        """Close a fake started with `start_in_thread`, and its thread."""
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        self._loop = self._thread = None
 
     async def close(self) -> None:
         if self._server is not None:
@@ -125,3 +158,22 @@ class StreamLoopbackServer(LoopbackServer):
         finally:
             self._connections.discard(task)
             writer.close()
+
+
+class ClientGone(Exception):
+    """The client closed the connection while a response was streaming."""
+
+
+def client_gone(reader: asyncio.StreamReader) -> bool:
+    # A closed (FIN) connection shows as EOF, a reset one as an exception; the client sends nothing
+    # else while a response streams, so neither check consumes a byte of a next request.
+    return reader.at_eof() or reader.exception() is not None
+
+
+async def sleep_unless_gone(reader: asyncio.StreamReader, seconds: float) -> None:
+    """Sleep, noticing promptly if the client closes (raises ClientGone; nothing is consumed)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if client_gone(reader):
+            raise ClientGone("closed")
+        await asyncio.sleep(min(DISCONNECT_POLL_S, left))

@@ -1,38 +1,34 @@
 """The one thing analysis needs from a language model: a system text and a prompt in, text out.
 
-`AnthropicCompleter` is that on top of the conversation engine's Anthropic provider; any other model can
-stand in by having an `async complete(system, prompt) -> str`. Errors are the engine's LLMError
-(`retryable` says whether trying again later may help).
+`ModelCompleter` is that on top of the conversation's LLM port (`complete()`), so analysis runs on the
+bot's own provider, Anthropic or OpenAI-compatible; anything else can stand in by having an
+`async complete(system, prompt) -> str`. Errors are the port's LLMError (`retryable` says whether trying
+again later may help).
 """
 from __future__ import annotations
 
 from typing import Protocol
 
-from voicebots.conversation.ports import LLMError, LLMRequest, MessageDone, TextDelta
+from voicebots.conversation.ports import LLM, MAX_TOKENS, LLMError, Message
 
-MAX_TOKENS = 2048
+MAX_ANSWER_TOKENS = 2048
 
 
 class Completer(Protocol):
     async def complete(self, system: str, prompt: str) -> str: ...
 
 
-class AnthropicCompleter:
-    """A Completer on an `AnthropicLLM` (voicebots.providers.anthropic_llm), which streams; the text is
-    gathered here."""
+class ModelCompleter:
+    """A Completer on any LLM adapter (`voicebots.vendors.registry.language_model`)."""
 
-    def __init__(self, llm, model: str, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(self, llm: LLM, model: str, max_tokens: int = MAX_ANSWER_TOKENS) -> None:
         self._llm = llm
         self._model = model
         self._max_tokens = max_tokens
 
     async def complete(self, system: str, prompt: str) -> str:
-        request = LLMRequest(model=self._model, system=[{"type": "text", "text": system}],
-                             messages=[{"role": "user", "content": prompt}], tools=[], max_tokens=self._max_tokens)
-        parts: list[str] = []
-        async for event in self._llm.stream(request):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, MessageDone) and event.stop_reason == "max_tokens":
-                raise LLMError(f"The language model's answer was longer than {self._max_tokens} tokens.")
-        return "".join(parts)
+        completion = await self._llm.complete(model=self._model, system=system, messages=[Message.user(prompt)],
+                                              max_tokens=self._max_tokens)
+        if completion.stop_reason == MAX_TOKENS:
+            raise LLMError(f"The language model's answer was longer than {self._max_tokens} tokens.")
+        return completion.text

@@ -16,13 +16,14 @@ from django.db import transaction
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from voicebots.bots import catalog
 from voicebots.calls.models import Call
 from voicebots.conversation.ports import LLMError
+from voicebots.vendors import registry
+from voicebots.vendors.choices import InvalidOption
 from voicebots.webhooks import events as webhook_events
 
 from . import analyzer
-from .llm import AnthropicCompleter
+from .llm import ModelCompleter
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +79,22 @@ def _skip_reason(call: Call, wanted: analyzer.Settings, facts: analyzer.CallFact
     return None
 
 
-def model_for(bot) -> str:
-    """The bot's model when it is an Anthropic one, else ANALYSIS_LLM_MODEL or the default model."""
+def model_for(bot) -> tuple[str, str]:
+    """The (provider, model) that analyzes the bot's calls: ANALYSIS_LLM_PROVIDER and ANALYSIS_LLM_MODEL when
+    set, else the bot's own (a provider set alone brings its default model)."""
+    provider = settings.ANALYSIS_LLM_PROVIDER or bot.llm_provider
     if settings.ANALYSIS_LLM_MODEL:
-        return settings.ANALYSIS_LLM_MODEL
-    return bot.llm_model if bot.llm_provider == "anthropic" else catalog.DEFAULT_LLM_MODEL
+        return registry.validate(registry.LLM, provider, settings.ANALYSIS_LLM_MODEL)
+    if registry.get(registry.LLM, provider).name == bot.llm_provider:
+        return provider, bot.llm_model
+    return registry.validate(registry.LLM, provider)
 
 
-async def _ask(wanted: analyzer.Settings, facts: analyzer.CallFacts, model: str) -> analyzer.Result:
-    from voicebots.providers.anthropic_llm import AnthropicLLM
-
-    llm = AnthropicLLM(api_key=settings.ANTHROPIC_API_KEY, base_url=settings.ANTHROPIC_BASE_URL,
-                       timeout_s=settings.ANALYSIS_LLM_TIMEOUT_SECONDS,
-                       total_budget_s=settings.ANALYSIS_LLM_TIMEOUT_SECONDS * 2)
+async def _ask(wanted: analyzer.Settings, facts: analyzer.CallFacts, provider: str, model: str) -> analyzer.Result:
+    timeout = settings.ANALYSIS_LLM_TIMEOUT_SECONDS
+    llm = registry.language_model(provider, timeout_s=timeout, total_budget_s=timeout * 2, complete_timeout_s=timeout)
     try:
-        return await analyzer.analyze(AnthropicCompleter(llm, model), wanted, facts)
+        return await analyzer.analyze(ModelCompleter(llm, model), wanted, facts)
     finally:
         await llm.aclose()
 
@@ -108,10 +110,15 @@ def run(call_id: str, attempt: int = 0) -> float | None:
     skip = _skip_reason(call, wanted, facts)
     if skip:
         return finish(call_id, state(SKIPPED, error=skip))
-    if not settings.ANTHROPIC_API_KEY:
-        return finish(call_id, state(FAILED, error="ANTHROPIC_API_KEY is not configured on this server."))
     try:
-        result = asyncio.run(_ask(wanted, facts, model_for(call.voicebot)))
+        provider, model = model_for(call.voicebot)
+        registry.require(registry.LLM, provider)
+    except registry.MissingProviderKey as error:
+        return finish(call_id, state(FAILED, error=f"{error.setting} is not configured on this server."))
+    except (registry.UnknownProvider, InvalidOption) as error:
+        return finish(call_id, state(FAILED, error=f"The analysis model cannot be used: {error.message}"))
+    try:
+        result = asyncio.run(_ask(wanted, facts, provider, model))
     except LLMError as error:
         delays = settings.ANALYSIS_RETRY_DELAYS
         if error.retryable and attempt < len(delays):

@@ -7,49 +7,54 @@ from voicebots.api.serializers import StrictModelSerializer, StrictSerializer
 from voicebots.functions.models import Function
 from voicebots.knowledge.models import Knowledgebase
 
-from . import catalog, public_urls
+from voicebots.vendors import registry
+from voicebots.vendors.choices import InvalidOption
+
+from . import public_urls
 from .models import Voicebot, validate_transfer_destination
 
 
-def _choice(choices, what: str) -> serializers.ChoiceField:
-    return serializers.ChoiceField(
-        choices=choices,
-        error_messages={"invalid_choice": f"\"{{input}}\" is not a supported {what}; supported: {catalog.one_of(choices)}."},
-    )
+class _VendorChoice(StrictSerializer):
+    """A provider and its option (a model, voice or language), validated by the vendor registry: an unknown
+    provider is refused naming the supported ones; an option the provider does not take, naming what it takes;
+    a missing option is the provider's default, if it has one."""
 
-
-class LLMSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.LLM_PROVIDERS, "provider")
-    model = serializers.CharField(required=False, default=catalog.DEFAULT_LLM_MODEL)
-
-    def validate_model(self, value):
-        model = catalog.canonical_model(value)
-        if model is None:
-            raise serializers.ValidationError(
-                f"Unknown model '{value}'; use one of {catalog.one_of(catalog.ANTHROPIC_MODELS)} "
-                f"(legacy names such as 'claude 3.5 haiku' are accepted too)."
-            )
-        return model
-
-
-class TTSSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.TTS_PROVIDERS, "provider")
-    voice = serializers.CharField(max_length=100)
+    kind = ""
+    option = ""
 
     def validate(self, attrs):
-        if attrs["provider"] == "deepgram":
-            voice = catalog.canonical_aura_voice(attrs["voice"])
-            if voice is None:
-                raise serializers.ValidationError(
-                    {"voice": [f"Unknown Deepgram Aura voice; use one of {catalog.one_of(catalog.DEEPGRAM_AURA_VOICES)}."]}
-                )
-            attrs["voice"] = voice
-        return attrs
+        try:
+            provider, option = registry.validate(self.kind, attrs["provider"], attrs.get(self.option))
+        except registry.UnknownProvider as error:
+            raise serializers.ValidationError({"provider": [error.message]})
+        except InvalidOption as error:
+            raise serializers.ValidationError({self.option: [error.message]})
+        return {"provider": provider, self.option: option}
 
 
-class STTSettingsSerializer(StrictSerializer):
-    provider = _choice(catalog.STT_PROVIDERS, "provider")
-    language = _choice(catalog.STT_LANGUAGES, "language")
+class LLMSettingsSerializer(_VendorChoice):
+    kind, option = registry.LLM, "model"
+    provider = serializers.CharField(max_length=32)
+    model = serializers.CharField(required=False, max_length=100)
+
+
+class TTSSettingsSerializer(_VendorChoice):
+    kind, option = registry.TTS, "voice"
+    provider = serializers.CharField(max_length=32)
+    voice = serializers.CharField(max_length=100)
+
+
+class STTSettingsSerializer(_VendorChoice):
+    kind, option = registry.STT, "language"
+    provider = serializers.CharField(max_length=32)
+    language = serializers.CharField(required=False, max_length=8)
+
+
+def _same_provider(kind: str, name, current: str) -> bool:
+    try:
+        return registry.get(kind, name).name == current
+    except registry.UnknownProvider:
+        return False
 
 
 class BackchannelWordsField(serializers.ListField):
@@ -147,8 +152,12 @@ class VoicebotSerializer(StrictModelSerializer):
                 continue
             value = data[name]
             if isinstance(value, dict) and self.instance is not None:
-                # PATCH may change one key of a group; the others keep their values.
-                value = {**self._group(self.instance, name), **value}
+                # PATCH may change one key of a group; the others keep their values, unless the provider
+                # changes: a new provider starts from its own defaults.
+                current = self._group(self.instance, name)
+                if _same_provider(group_serializer.kind, value.get("provider", current["provider"]),
+                                  current["provider"]):
+                    value = {**current, **value}
             group = group_serializer(data=value)
             if not group.is_valid():
                 errors[name] = group.errors

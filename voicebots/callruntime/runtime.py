@@ -28,6 +28,7 @@ from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
+from voicebots.conversation.storage import history_to_json
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.audio import AudioFormat
@@ -37,6 +38,7 @@ from voicebots.voice.session import CallSession, SessionOptions
 
 from . import vendors
 from .database import in_call_database_thread
+from .live import LiveFeed, WatchedObserver, WatchedRetriever, WatchedSpeechToText, WatchedTools, WatchedVoice
 from .records import AudioCache, CallRecorder, recorded_audio
 
 logger = logging.getLogger(__name__)
@@ -136,7 +138,7 @@ def session_options(bot, *, max_duration_s: float | None = None) -> SessionOptio
 
 class CallRuntime:
     def __init__(self, leg: Leg, call: Call, bot, *, channel: str, taps: Sequence[AudioTap] = (),
-                 max_duration_s: float | None = None) -> None:
+                 max_duration_s: float | None = None, live: LiveFeed | None = None) -> None:
         self.leg = leg
         self.call = call
         # An outbound call's variables fill the {{placeholders}} of the prompt and welcome message.
@@ -144,6 +146,7 @@ class CallRuntime:
         self.channel = channel  # how the model is told it is being reached, e.g. "phone call (inbound)"
         self.taps = list(taps)
         self.max_duration_s = max_duration_s
+        self.live = live
         self.handler: CallHandler | None = None
         self.live: live.LiveCall | None = None
         self.ended = False
@@ -163,11 +166,12 @@ class CallRuntime:
         self.live = await live.attach(str(self.call.id), self.handler, self.hang_up)
 
     def _load_conversation(self) -> BotRuntime | None:
-        """The bot's conversation settings, or None when a key the call needs is missing (recorded on the call)."""
+        """The bot's conversation settings, or None when a vendor the call needs cannot be used (recorded on the
+        call: a missing key, or a provider this server does not know)."""
         call, bot = self.call, self.bot
-        missing = vendors.missing_keys(bot)
-        if missing:
-            call.end_reason = f"Not configured: {', '.join(missing)} missing; the caller heard an apology."
+        problems = vendors.problems(bot)
+        if problems:
+            call.end_reason = f"Not configured: {'; '.join(problems)}; the caller heard an apology."
             call.save(update_fields=["end_reason", "updated_at"])
             return None
         call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
@@ -189,13 +193,20 @@ class CallRuntime:
         send_dtmf = transport.send_dtmf if self.call.direction == Call.Direction.OUTBOUND else None
         control = CallControl(conversation.engine_parts.get("tool_runner"),
                               transfer_destination=bot.transfer_destination, send_dtmf=send_dtmf)
-        engine = BotRuntime(conversation.config, {**conversation.engine_parts, "tool_runner": control}).engine()
+        parts = {**conversation.engine_parts, "tool_runner": control}
+        stt, tts = vendors.speech_to_text(bot, caller_format), vendors.voice(bot, bot_format)
+        fallback_tts, observer = vendors.fallback_voice(bot, bot_format), CallRecorder(self.call)
+        if (feed := self.live) is not None:  # a watched call reports what passes through its ports
+            parts = {**parts, "tool_runner": WatchedTools(control, feed),
+                     "retriever": WatchedRetriever(parts["retriever"], feed)}
+            stt, tts = WatchedSpeechToText(stt, feed), WatchedVoice(tts, feed)
+            observer = WatchedObserver(observer, feed)
+            fallback_tts = WatchedVoice(fallback_tts, feed) if fallback_tts is not None else None
         return CallSession(
-            config=conversation.config, engine=engine, transport=transport,
-            stt=vendors.speech_to_text(bot, caller_format), tts=vendors.voice(bot, bot_format),
-            fallback_tts=vendors.fallback_voice(bot, bot_format), audio_cache=AudioCache(bot_format),
-            observer=CallRecorder(self.call), control=control,
-            activity=SileroActivity(detector=detector, audio_format=caller_format),
+            config=conversation.config, engine=BotRuntime(conversation.config, parts, conversation.llm_provider).engine(),
+            transport=transport,
+            stt=stt, tts=tts, fallback_tts=fallback_tts, audio_cache=AudioCache(bot_format), observer=observer,
+            control=control, activity=SileroActivity(detector=detector, audio_format=caller_format),
             options=session_options(bot, max_duration_s=self.max_duration_s),
         )
 
@@ -251,7 +262,7 @@ class CallRuntime:
 
 def _finish(call: Call, reason: str, history, dropped_frames: int) -> None:
     if history is not None:
-        Call.objects.filter(pk=call.pk).update(history=history, updated_at=timezone.now())
+        Call.objects.filter(pk=call.pk).update(history=history_to_json(history), updated_at=timezone.now())
     if dropped_frames:
         calls.record_event(call, "audio_dropped", frames=dropped_frames)
     calls.finalize(call, reason=reason)

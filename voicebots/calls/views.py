@@ -1,5 +1,8 @@
-from drf_spectacular.utils import extend_schema
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from voicebots.api.errors import Conflict
@@ -25,7 +28,25 @@ class CallViewSet(AccountResourceViewSet):
     def get_queryset(self):
         calls = super().get_queryset()
         bot = self.request.query_params.get("voicebot_id")
-        return calls.filter(voicebot_id=bot) if bot else calls
+        direction = self.request.query_params.get("direction")
+        if direction and direction not in Call.Direction.values:
+            raise ValidationError({"direction": [f"Use one of {', '.join(Call.Direction.values)}."]})
+        if direction:
+            calls = calls.filter(direction=direction)
+        if bot:
+            try:
+                calls = calls.filter(voicebot_id=uuid.UUID(bot))
+            except ValueError:
+                raise ValidationError({"voicebot_id": ["Not a valid bot id (a UUID)."]}) from None
+        return calls
+
+    @extend_schema(parameters=[
+        OpenApiParameter("direction", str, enum=Call.Direction.values,
+                         description="Only calls in this direction (web: browser calls from the voice playground)."),
+        OpenApiParameter("voicebot_id", str, description="Only calls with this bot."),
+    ])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
         call = self.get_object()

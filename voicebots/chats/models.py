@@ -16,7 +16,7 @@ class ChatSession(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="chat_sessions")
     voicebot = models.ForeignKey("bots.Voicebot", on_delete=models.CASCADE, related_name="chat_sessions")
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.API)
-    # The model-facing history (Anthropic message format, tool blocks included) that the next turn continues.
+    # The model-facing history (conversation.storage's JSON, tool calls included) that the next turn continues.
     history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

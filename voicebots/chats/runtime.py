@@ -4,8 +4,6 @@ Shared by the chat API, the playground and phone calls.
 """
 from __future__ import annotations
 
-import asyncio
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,32 +14,19 @@ from django.conf import settings
 from voicebots.conversation import BotConfig, ConversationEngine, Passage
 from voicebots.functions.runner import FunctionConfig, FunctionRunner, FunctionToolRunner
 from voicebots.knowledge.retrieval import search
-from voicebots.providers.anthropic_llm import AnthropicLLM
+from voicebots.vendors import registry
+from voicebots.vendors.registry import ProviderUnavailable
 
 RETRIEVAL_TOP_K = 4
+registry.load_adapters()  # with the chat views and consumers, at start-up
 
 
-class MissingProviderKey(Exception):
-    """A vendor key the feature needs is not configured; `message` names it."""
-
-    def __init__(self, setting: str) -> None:
-        self.setting = setting
-        self.message = f"{setting} is not configured on this server, so the bot cannot answer."
-        super().__init__(self.message)
+__all__ = ["BotRuntime", "KnowledgeRetriever", "ProviderUnavailable", "language_model", "load_bot_runtime"]
 
 
-# One client per event loop: its connection pool belongs to the loop that opened it.
-_llms: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def language_model() -> AnthropicLLM:
-    if not settings.ANTHROPIC_API_KEY:
-        raise MissingProviderKey("ANTHROPIC_API_KEY")
-    key = (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL)
-    per_loop = _llms.setdefault(asyncio.get_running_loop(), {})
-    if key not in per_loop:
-        per_loop[key] = AnthropicLLM(api_key=key[0], base_url=key[1])
-    return per_loop[key]
+def language_model(provider: str):
+    """The bot's LLM adapter; raises ProviderUnavailable (unknown provider, or its key missing)."""
+    return registry.language_model(provider)
 
 
 class KnowledgeRetriever:
@@ -62,9 +47,11 @@ class KnowledgeRetriever:
 class BotRuntime:
     config: BotConfig
     engine_parts: dict[str, Any]
+    llm_provider: str
 
     def engine(self) -> ConversationEngine:
-        return ConversationEngine(language_model(), **self.engine_parts)
+        """Raises ProviderUnavailable when the bot's LLM cannot be used on this server."""
+        return ConversationEngine(language_model(self.llm_provider), **self.engine_parts)
 
 
 def load_bot_runtime(bot, *, session_id: str, call_info: dict | None = None,
@@ -86,4 +73,4 @@ def load_bot_runtime(bot, *, session_id: str, call_info: dict | None = None,
         bot_id=str(bot.id), name=bot.name, prompt=(bot.prompt + extra_prompt).strip(), model=bot.llm_model,
         tools=tuple(tools.tool_specs()), context={"Current date": today, **(context or {})},
     )
-    return BotRuntime(config, {"retriever": retriever, "tool_runner": tools})
+    return BotRuntime(config, {"retriever": retriever, "tool_runner": tools}, bot.llm_provider)

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from voicebots.bots.models import Voicebot
-from voicebots.conversation import BaseEventSink, EventSink, LLMError, TurnResult
+from voicebots.conversation import BaseEventSink, EventSink, LLMError, TurnResult, history_from_json, history_to_json
 
 from .events import passage_dict, tool_call_dict
 from .models import ChatSession, ChatTurn
@@ -43,7 +43,7 @@ def _record(session: ChatSession, user_text: str, result: TurnResult | None, err
         turn.passages = [passage_dict(p) for p in result.passages]
         turn.timings = {k: (round(v, 2) if v is not None else None) for k, v in result.timings.items()}
         turn.usage = result.usage
-        session.history = result.history
+        session.history = history_to_json(result.history)
     turn.save()
     session.save(update_fields=["history", "updated_at"])
     return turn
@@ -51,11 +51,12 @@ def _record(session: ChatSession, user_text: str, result: TurnResult | None, err
 
 async def chat_turn(account, bot_id, message: str, *, session_id=None, channel: str = ChatSession.Channel.API,
                     sink: EventSink | None = None) -> tuple[ChatSession, TurnResult]:
-    """Run one turn. Raises Voicebot.DoesNotExist, SessionNotFound, MissingProviderKey or LLMError."""
+    """Run one turn. Raises Voicebot.DoesNotExist, SessionNotFound, ProviderUnavailable or LLMError."""
     session, runtime = await sync_to_async(_prepare)(account, bot_id, session_id, channel)
     engine = runtime.engine()
     try:
-        result = await engine.run_turn(runtime.config, session.history, message, sink or BaseEventSink())
+        result = await engine.run_turn(runtime.config, history_from_json(session.history), message,
+                                       sink or BaseEventSink())
     except LLMError as error:
         await sync_to_async(_record)(session, message, None, error.message)
         raise

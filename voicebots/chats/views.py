@@ -20,7 +20,7 @@ from voicebots.conversation import LLMError
 
 from .models import ChatSession
 from .events import EmittingSink, passage_dict, tool_call_dict
-from .runtime import MissingProviderKey, language_model
+from .runtime import ProviderUnavailable, language_model
 from .services import SessionNotFound, chat_turn
 
 
@@ -83,10 +83,10 @@ class VoicebotChatViewSet(VoicebotViewSet):
         if not message:
             raise exceptions.ValidationError({"message": ["This field may not be blank."]})
         if request.accepted_renderer.format == "sse":
-            return self._stream(request.account, bot.id, message, session_id)
+            return self._stream(request.account, bot, message, session_id)
         try:
             session, result = async_to_sync(chat_turn)(request.account, bot.id, message, session_id=session_id)
-        except MissingProviderKey as error:
+        except ProviderUnavailable as error:
             raise ServiceUnavailable(error.message)
         except SessionNotFound as error:
             raise exceptions.NotFound(str(error))
@@ -94,10 +94,11 @@ class VoicebotChatViewSet(VoicebotViewSet):
             raise BadGateway(f"The language model did not answer: {error.message}")
         return Response(turn_summary(session, result))
 
-    def _stream(self, account, bot_id, message: str, session_id: uuid.UUID | None) -> StreamingHttpResponse:
+    def _stream(self, account, bot, message: str, session_id: uuid.UUID | None) -> StreamingHttpResponse:
+        bot_id = bot.id
         try:
-            async_to_sync(_check_llm_configured)()
-        except MissingProviderKey as error:
+            async_to_sync(_check_llm_configured)(bot.llm_provider)
+        except ProviderUnavailable as error:
             raise ServiceUnavailable(error.message)
         if session_id and not ChatSession.objects.filter(pk=session_id, account=account, voicebot_id=bot_id).exists():
             raise exceptions.NotFound(f"Session {session_id} not found for this bot.")
@@ -108,8 +109,8 @@ class VoicebotChatViewSet(VoicebotViewSet):
         return response
 
 
-async def _check_llm_configured() -> None:
-    language_model()
+async def _check_llm_configured(provider: str) -> None:
+    language_model(provider)
 
 
 async def _event_stream(account, bot_id, message, session_id):
@@ -122,7 +123,7 @@ async def _event_stream(account, bot_id, message, session_id):
             await events.put({"type": "done", **turn_summary(session, result)})
         except SessionNotFound as error:
             await events.put({"type": "error", **error_body(str(error))})
-        except (MissingProviderKey, LLMError) as error:
+        except (ProviderUnavailable, LLMError) as error:
             await events.put({"type": "error", **error_body(error.message)})
         finally:
             await events.put(None)

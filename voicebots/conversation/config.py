@@ -5,19 +5,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
-EPHEMERAL_CACHE = {"type": "ephemeral"}
+from .ports import ToolSpec
+
 DEFAULT_PROMPT = "You are a helpful, concise voice assistant."
 JSON_SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean"})
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    description: str
-    input_schema: Mapping[str, Any]
-
-    def to_param(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
 
 
 def tool_spec_from_parameters(name: str, description: str, user_parameters: Sequence[Mapping[str, Any]]) -> ToolSpec:
@@ -60,17 +51,9 @@ class BotConfig:
     # cached_property stores into the instance __dict__, which a frozen dataclass allows: these are
     # built on the first turn and reused by every later one.
     @cached_property
-    def prompt_block(self) -> dict[str, Any]:
-        """The stable system block, marked for prompt caching."""
-        return {"type": "text", "text": self.prompt.strip() or DEFAULT_PROMPT, "cache_control": EPHEMERAL_CACHE}
-
-    @cached_property
-    def tool_params(self) -> list[dict[str, Any]]:
-        """Tool definitions; the last one carries cache_control so all of them are cached."""
-        params = [tool.to_param() for tool in self.tools]
-        if params:
-            params[-1]["cache_control"] = EPHEMERAL_CACHE
-        return params
+    def stable_prompt(self) -> str:
+        """The part of the system prompt that never changes in a conversation (so it can be cached)."""
+        return self.prompt.strip() or DEFAULT_PROMPT
 
     @cached_property
     def context_text(self) -> str:

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import time
 from contextlib import aclosing
-from typing import Any, Sequence
+from typing import Sequence
 
 from .config import BotConfig
 from .history import append_user_text, trim_to_budget
 from .ports import (
     LLM,
+    PAUSE_TURN,
+    REFUSAL,
+    TOOL_USE,
     EventSink,
     LLMError,
     LLMRequest,
@@ -19,6 +22,7 @@ from .ports import (
     MessageDone,
     Passage,
     Retriever,
+    SystemPrompt,
     TextDelta,
     ToolCall,
     ToolCallRecord,
@@ -26,8 +30,9 @@ from .ports import (
     ToolRunner,
     ToolUseRequested,
     TurnResult,
+    Usage,
 )
-from .prompt import retrieval_query, system_blocks
+from .prompt import retrieval_query, system_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,6 @@ TOOL_UNAVAILABLE = "This tool is not available."
 TOOL_CRASHED = "The tool failed unexpectedly."
 TOOL_LIMIT = "tool_limit"  # the engine's own stop reason: the model kept asking for tools
 MAX_PAUSE_CONTINUATIONS = 3
-NO_TOOLS = {"type": "none"}
 
 
 def _ms_since(started: float) -> float:
@@ -59,7 +63,7 @@ class _Turn:
         self.first_token_ms: float | None = None
         self.llm_request_sent_ms: float | None = None
         self.tools_ms = 0.0
-        self.usage: dict[str, int] = {}
+        self.usage: Usage = {}
 
     async def add_text(self, text: str) -> None:
         if self.first_token_ms is None:
@@ -71,21 +75,18 @@ class _Turn:
         self.round_text_parts.append(text)
         await self.sink.on_text(text)
 
-    def add_usage(self, usage: dict[str, int]) -> None:
+    def add_usage(self, usage: Usage) -> None:
         for key, value in usage.items():
             self.usage[key] = self.usage.get(key, 0) + value
+
+
+def _has_content(message: Message) -> bool:
+    return bool(message.text or message.tool_calls or message.reasoning)
 
 
 def _needs_space(previous: str, following: str) -> bool:
     """Rounds of one turn ("Let me check." -> tool -> "It's booked.") are joined by a space."""
     return not previous[-1].isspace() and not following[0].isspace()
-
-
-def _tool_result_block(call: ToolCall, result: ToolResult) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call.id, "content": result.content or "(empty)"}
-    if result.is_error:
-        block["is_error"] = True
-    return block
 
 
 class ConversationEngine:
@@ -120,9 +121,9 @@ class ConversationEngine:
         messages = list(prior)
         append_user_text(messages, user_text)
         records: list[ToolCallRecord] = []
-        stop_reason = await self._converse(config, system_blocks(config, passages), messages, records, turn)
+        stop_reason = await self._converse(config, system_prompt(config, passages), messages, records, turn)
 
-        if stop_reason == "refusal":
+        if stop_reason == REFUSAL:
             await turn.add_text(REFUSAL_FALLBACK)
             # A refused exchange must leave the context, or the next turn is likely refused again.
             messages = prior
@@ -131,7 +132,7 @@ class ConversationEngine:
                 await turn.add_text(TOOL_LIMIT_FALLBACK)
             reply = "".join(turn.round_text_parts).strip()
             if reply:
-                messages.append({"role": "assistant", "content": reply})
+                messages.append(Message.assistant(reply))
 
         result = TurnResult(
             text="".join(turn.text_parts).strip(),
@@ -163,32 +164,31 @@ class ConversationEngine:
             passages = []
         return passages, _ms_since(started)
 
-    async def _converse(self, config: BotConfig, system: list[dict[str, Any]], messages: list[Message],
+    async def _converse(self, config: BotConfig, system: SystemPrompt, messages: list[Message],
                         records: list[ToolCallRecord], turn: _Turn) -> str:
         """Stream replies and run tool rounds until the model ends its turn; returns the stop reason.
         Tool rounds and pause continuations are appended to `messages`; the final reply is not."""
         tools_exhausted = False
         tool_rounds = pauses = 0
         while True:
-            request = LLMRequest(model=config.model, system=system, messages=messages, tools=config.tool_params,
+            request = LLMRequest(model=config.model, system=system, messages=messages, tools=config.tools,
                                  max_tokens=config.max_tokens, thinking=config.thinking_enabled,
-                                 tool_choice=NO_TOOLS if tools_exhausted else None)
+                                 allow_tools=not tools_exhausted)
             done, calls = await self._stream_reply(request, turn)
-            if done.stop_reason == "tool_use" and calls:
+            if done.stop_reason == TOOL_USE and calls:
                 if tools_exhausted:  # told not to use tools, and did anyway
                     return TOOL_LIMIT
-                messages.append({"role": "assistant", "content": done.content})
+                messages.append(done.message)
                 if tool_rounds < config.max_tool_rounds:
                     tool_rounds += 1
                     results = await self._run_tools(calls, records, turn)
                 else:
                     results = [ToolResult(call.id, TOOLS_EXHAUSTED, is_error=True) for call in calls]
                     tools_exhausted = True
-                messages.append({"role": "user", "content": [
-                    _tool_result_block(call, result) for call, result in zip(calls, results)]})
-            elif done.stop_reason == "pause_turn" and done.content and pauses < MAX_PAUSE_CONTINUATIONS:
+                messages.append(Message.user(tool_results=results))
+            elif done.stop_reason == PAUSE_TURN and _has_content(done.message) and pauses < MAX_PAUSE_CONTINUATIONS:
                 pauses += 1
-                messages.append({"role": "assistant", "content": done.content})
+                messages.append(done.message)
             else:
                 return done.stop_reason
 

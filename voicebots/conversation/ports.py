@@ -1,15 +1,25 @@
 """The engine's ports: the small interfaces it talks through, and the plain values they carry.
 
-Everything here is Django-free and SDK-free, so the chat API, the browser playground and phone calls can
-all drive the same engine, and tests can plug in stubs.
+Everything here is Django-free and vendor-free: messages, tools, tool calls, stream events and usage are
+the project's own types, and each LLM adapter (`voicebots.providers.anthropic_llm`, `.openai_llm`)
+translates them to its vendor's format. So the chat API, the browser playground and phone calls all drive
+the same engine on any model, and tests can plug in stubs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Protocol, Union
+from typing import Any, AsyncIterator, Literal, Mapping, Protocol, Sequence, Union
 
-# One message in Anthropic format: {"role": "user" | "assistant", "content": str | list[block]}.
-Message = dict[str, Any]
+# Why a model stopped, in the project's words (adapters map their vendor's reasons onto these).
+END_TURN = "end_turn"
+TOOL_USE = "tool_use"
+MAX_TOKENS = "max_tokens"
+REFUSAL = "refusal"
+PAUSE_TURN = "pause_turn"  # the model wants to go on in a second request (Anthropic's long server tools)
+
+# Token counts of a request: input_tokens (not read from a cache), output_tokens, cache_read_input_tokens,
+# cache_creation_input_tokens. A vendor without one of them leaves it out.
+Usage = dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,15 @@ class Passage:
     knowledgebase_id: str
 
 
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call; `input_schema` is the JSON Schema of its input object."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
@@ -32,7 +51,7 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    tool_use_id: str
+    call_id: str
     content: str
     is_error: bool = False
     duration_ms: float = 0.0
@@ -44,6 +63,58 @@ class ToolCallRecord:
 
     call: ToolCall
     result: ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A model's reasoning (thinking) kept in a tool round, because its vendor wants it sent back unchanged.
+
+    `vendor` names the adapter that wrote it; another adapter leaves it out. `data` is that vendor's own
+    fields (a signature, a redacted payload) and is opaque to the engine.
+    """
+
+    vendor: str
+    text: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a conversation.
+
+    A user message holds what the person said (`text`) and, after a tool round, the results of the tools
+    the assistant called (`tool_results`, which come first when sent). An assistant message holds its
+    text, the tools it called and any reasoning its vendor needs back. Build them with `Message.user(...)`
+    and `Message.assistant(...)`; store them with `conversation.history.history_to_json`.
+    """
+
+    role: Literal["user", "assistant"]
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+    reasoning: tuple[Reasoning, ...] = ()
+
+    @classmethod
+    def user(cls, text: str = "", *, tool_results: Sequence[ToolResult] = ()) -> Message:
+        return cls("user", text, tool_results=tuple(tool_results))
+
+    @classmethod
+    def assistant(cls, text: str = "", *, tool_calls: Sequence[ToolCall] = (),
+                  reasoning: Sequence[Reasoning] = ()) -> Message:
+        return cls("assistant", text, tool_calls=tuple(tool_calls), reasoning=tuple(reasoning))
+
+
+@dataclass(frozen=True, slots=True)
+class SystemPrompt:
+    """The system prompt in two parts: `stable` is the same on every turn of a conversation (the bot's
+    prompt: adapters mark it for prompt caching), `per_turn` changes (knowledge found, call context)."""
+
+    stable: str
+    per_turn: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.stable}\n\n{self.per_turn}" if self.per_turn else self.stable
 
 
 # --- LLM stream events -------------------------------------------------------------------------------
@@ -61,7 +132,7 @@ class ThinkingDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolUseRequested:
-    """A complete tool_use block (its input already parsed)."""
+    """A complete tool call (its input already parsed)."""
 
     id: str
     name: str
@@ -70,15 +141,12 @@ class ToolUseRequested:
 
 @dataclass(frozen=True, slots=True)
 class MessageDone:
-    """The end of one model response.
-
-    `content` is the assistant content exactly as received (text, tool_use and thinking blocks, in
-    Anthropic format), so a tool round can be sent back verbatim.
-    """
+    """The end of one model response: why it stopped, its usage, and the assistant message as received
+    (text, tool calls and any reasoning to send back), ready to be appended for a tool round."""
 
     stop_reason: str
-    usage: dict[str, int]
-    content: list[dict[str, Any]]
+    usage: Usage
+    message: Message
 
 
 LLMEvent = Union[TextDelta, ThinkingDelta, ToolUseRequested, MessageDone]
@@ -87,12 +155,21 @@ LLMEvent = Union[TextDelta, ThinkingDelta, ToolUseRequested, MessageDone]
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
     model: str
-    system: list[dict[str, Any]]
-    messages: list[Message]
-    tools: list[dict[str, Any]]
+    system: SystemPrompt
+    messages: Sequence[Message]
+    tools: Sequence[ToolSpec]
     max_tokens: int
     thinking: bool = False
-    tool_choice: dict[str, Any] | None = None
+    allow_tools: bool = True  # False: the model must answer in text (tools stay listed, for context)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole (non-streamed) reply."""
+
+    text: str
+    stop_reason: str
+    usage: Usage
 
 
 class LLMError(Exception):
@@ -124,7 +201,7 @@ class TurnResult:
     passages: list[Passage]
     timings: dict[str, float | None]
     history: list[Message]
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: Usage = field(default_factory=dict)
 
 
 # --- Ports -------------------------------------------------------------------------------------------
@@ -139,10 +216,21 @@ class ToolRunner(Protocol):
 
 
 class LLM(Protocol):
-    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        """An async generator of events; closing it (aclose, or cancelling its consumer) must close the
-        underlying connection. Failures are raised as LLMError."""
-        ...
+    """A language model. Both methods raise LLMError, whose message can be shown or spoken.
+
+    `stream(request)` is an async generator of LLMEvents ending with one MessageDone: text as it is
+    written, each tool call once its input is complete. Closing it (aclose, or cancelling its consumer)
+    must close the underlying connection at once: that is how a barge-in stops the model.
+
+    `complete(model=, system=, messages=, max_tokens=)` asks for one whole reply without tools and returns
+    a Completion (text, stop_reason, usage): for work after a conversation, such as a call's analysis,
+    on whichever provider the bot uses. `system` is a plain string; `messages` end with a user message.
+    """
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]: ...
+
+    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
+                       max_tokens: int) -> Completion: ...
 
 
 class EventSink(Protocol):

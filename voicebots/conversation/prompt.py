@@ -1,12 +1,11 @@
-"""The per-turn parts of a request: the retrieval query and the system blocks."""
+"""The per-turn parts of a request: the retrieval query and the system prompt."""
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 from .config import BotConfig
-from .history import text_of
-from .ports import Message, Passage
+from .ports import Message, Passage, SystemPrompt
 
 QUERY_CONTEXT_CHARS = 200
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -24,8 +23,8 @@ def retrieval_query(history: Sequence[Message], user_text: str) -> str:
     Short replies ("yes, the second one") only make sense next to the question they answer.
     """
     for message in reversed(history):
-        if message["role"] == "assistant":
-            said = text_of(message).strip()
+        if message.role == "assistant":
+            said = message.text.strip()
             if said:
                 last_sentence = _SENTENCE_END.split(said)[-1][-QUERY_CONTEXT_CHARS:]
                 return f"{user_text}\n{last_sentence}"
@@ -43,9 +42,7 @@ def knowledge_text(passages: Sequence[Passage]) -> str:
     return "\n\n".join(parts)
 
 
-def system_blocks(config: BotConfig, passages: Sequence[Passage]) -> list[dict[str, Any]]:
-    """The cached bot prompt first; the knowledge and context that change every turn after it."""
+def system_prompt(config: BotConfig, passages: Sequence[Passage]) -> SystemPrompt:
+    """The bot's prompt (the same every turn, so it can be cached); the knowledge and context after it."""
     changing = "\n\n".join(part for part in (knowledge_text(passages), config.context_text) if part)
-    if not changing:
-        return [config.prompt_block]
-    return [config.prompt_block, {"type": "text", "text": changing}]
+    return SystemPrompt(config.stable_prompt, changing)

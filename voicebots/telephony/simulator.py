@@ -4,6 +4,8 @@ It sends `start`, then a 20 ms `media` frame every 20 ms (silence, or the caller
 bot's `playAudio` in real time on its own playback clock, answers `checkpoint` with `playedStream` once
 playback reaches it and `clearAudio` with `clearedAudio`, sends DTMF, and records what the bot said.
 
+The caller itself (`CallerSimulator`: when to talk, the loudspeaker, the latencies it measures) does not depend
+on the protocol; `PlivoCallSimulator` speaks Plivo's, `voicebots.web.voice_simulator` a browser's.
 Users test bots with it (`manage.py simulate_call`); benchmarks drive load with it. No Django here.
 """
 from __future__ import annotations
@@ -18,18 +20,23 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, SAMPLE_RATE, mulaw_to_pcm16, pcm16_to_mulaw, rms
+from voicebots.voice.audio import MULAW_8K, SAMPLE_RATE, AudioFormat, mulaw_to_pcm16, resample
 
 from .codec import CheckpointRequested, ClearRequested, MalformedFrame, PlayAudio, PlivoStreamCodec
 
-FRAME_S = FRAME_BYTES / SAMPLE_RATE
+FRAME_S = 0.02
 SPEECH_RMS = 300.0  # frames louder than this count as caller speech
 SPEECH_END_GAP_S = 0.3  # this much quiet after speech ends an utterance
 GREETING_DONE_AFTER_S = 0.5  # quiet after the greeting before the caller talks (segments may come apart)
 
 
 def load_wav_as_mulaw(path: str | Path) -> bytes:
-    """A WAV file (PCM 8/16-bit or mu-law, any rate, mono or stereo) as 8 kHz mu-law."""
+    """A WAV file (PCM 8/16-bit, any rate, mono or stereo) as 8 kHz mu-law."""
+    return load_wav(path, MULAW_8K)
+
+
+def load_wav(path: str | Path, audio_format: AudioFormat) -> bytes:
+    """A WAV file (PCM 8/16-bit, any rate, mono or stereo) in `audio_format`."""
     with wave.open(str(path), "rb") as wav:
         channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
         raw = wav.readframes(wav.getnframes())
@@ -41,10 +48,7 @@ def load_wav_as_mulaw(path: str | Path) -> bytes:
         raise ValueError(f"{path}: {width * 8}-bit samples are not supported; use 16-bit PCM.")
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        positions = np.arange(0, len(samples), rate / SAMPLE_RATE)
-        samples = np.interp(positions, np.arange(len(samples)), samples)
-    return pcm16_to_mulaw(samples)
+    return audio_format.from_pcm16(resample(samples, rate, audio_format.sample_rate))
 
 
 def write_mulaw_wav(path: str | Path, audio: bytes) -> None:
@@ -55,11 +59,12 @@ def write_mulaw_wav(path: str | Path, audio: bytes) -> None:
         wav.writeframes(mulaw_to_pcm16(audio).astype("<i2").tobytes())
 
 
-def speech_ends(audio: bytes) -> list[float]:
+def speech_ends(audio: bytes, audio_format: AudioFormat = MULAW_8K) -> list[float]:
     """Offsets (s) in `audio` where an utterance ends: the last loud frame before a long enough pause."""
     ends, last_loud, in_speech = [], None, False
-    for index in range(0, len(audio) // FRAME_BYTES):
-        loud = rms(audio[index * FRAME_BYTES:(index + 1) * FRAME_BYTES]) > SPEECH_RMS
+    frame = audio_format.frame_bytes
+    for index in range(0, len(audio) // frame):
+        loud = audio_format.rms(audio[index * frame:(index + 1) * frame]) > SPEECH_RMS
         at = (index + 1) * FRAME_S
         if loud:
             last_loud, in_speech = at, True
@@ -99,8 +104,10 @@ class SimulationResult:
 class Playback:
     """The caller's loudspeaker: received audio plays in real time; checkpoints are acked when reached."""
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock, audio_format: AudioFormat = MULAW_8K) -> None:
         self.clock = clock
+        self.format = audio_format
+        self.rate = audio_format.bytes_per_second
         self.ends_at = 0.0  # call-clock time when everything received so far has played
         self.pending: list[tuple[float, str]] = []  # (play time, checkpoint name)
         self.recording = bytearray()
@@ -116,11 +123,11 @@ class Playback:
             self.underruns += 1
         self.segment_open = True
         if self.ends_at < now:  # the loudspeaker was idle: silence in the recording until now
-            gap = int((now - max(self.ends_at, self.record_from)) * SAMPLE_RATE)
-            self.recording.extend(bytes([MULAW_SILENCE]) * max(gap, 0))
+            gap_ms = int((now - max(self.ends_at, self.record_from)) * 1000)
+            self.recording.extend(self.format.silence(max(gap_ms, 0)))
             self.ends_at = now
         self.recording.extend(audio)
-        self.ends_at += len(audio) / SAMPLE_RATE
+        self.ends_at += len(audio) / self.rate
 
     def checkpoint(self, name: str) -> None:
         self.pending.append((max(self.ends_at, self.clock()), name))
@@ -136,7 +143,8 @@ class Playback:
         """Stop playing: what was queued is dropped and its checkpoints never fire."""
         now = self.clock()
         if self.ends_at > now:
-            del self.recording[len(self.recording) - int((self.ends_at - now) * SAMPLE_RATE):]
+            unplayed = int((self.ends_at - now) * self.rate) // self.format.sample_bytes * self.format.sample_bytes
+            del self.recording[len(self.recording) - unplayed:]
         self.ends_at = min(self.ends_at, now)
         self.pending.clear()
         self.segment_open = False
@@ -146,40 +154,64 @@ class Playback:
         return self.ends_at <= self.clock() and not self.pending
 
 
-class PlivoCallSimulator:
-    """One simulated call over `socket_url` (the URL of the answer XML's <Stream>)."""
+class CallerSimulator:
+    """One simulated caller on a call's socket at `socket_url`; subclasses speak the socket's protocol."""
+
+    audio_format = MULAW_8K  # of the caller's audio and the bot's
 
     def __init__(self, socket_url: str, *, caller_audio: bytes = b"", dtmf: list[tuple[float, str]] = (),
-                 account_id: str = "MA00000000000000SIM0", call_id: str | None = None,
-                 start_after_greeting: bool = True, greeting_timeout_s: float = 2.0, linger_s: float = 2.0,
-                 max_duration_s: float = 120.0) -> None:
+                 call_id: str | None = None, start_after_greeting: bool = True, greeting_timeout_s: float = 2.0,
+                 linger_s: float = 2.0, max_duration_s: float = 120.0) -> None:
         self.socket_url = socket_url
         self.caller_audio = caller_audio
         self.dtmf = sorted(dtmf)
-        self.account_id = account_id
         self.call_id = call_id or str(uuid.uuid4())
-        self.stream_id = str(uuid.uuid4())
+        self.stream_id = ""
         self.start_after_greeting = start_after_greeting
         self.greeting_timeout_s = greeting_timeout_s
         self.linger_s = linger_s
         self.max_duration_s = max_duration_s
 
+    # --- The protocol (subclasses) -----------------------------------------------------------------
+
+    def _connect(self):
+        return websockets.connect(self.socket_url, max_size=2**22, open_timeout=10)
+
+    def _codec(self):
+        """The caller's side of the protocol: `media(frame, chunk=, timestamp_ms=)`, `played(name)`, `cleared()`,
+        `dtmf(digit, timestamp_ms=)`, each the message to send."""
+        raise NotImplementedError
+
+    async def _begin(self, socket, codec) -> None:
+        """Start the call on the open socket."""
+        raise NotImplementedError
+
+    async def _hang_up(self, socket, codec) -> None:
+        raise NotImplementedError
+
+    def _interpret(self, codec, message) -> tuple[str, bytes | str | None]:
+        """("audio", bytes), ("checkpoint", name), ("clear", None) or (another kind, None) for a server message."""
+        raise NotImplementedError
+
+    # --- The caller --------------------------------------------------------------------------------
+
     async def run(self) -> SimulationResult:
         result = SimulationResult(self.call_id, self.stream_id)
         started = time.monotonic()
         clock = lambda: time.monotonic() - started  # noqa: E731
-        playback = Playback(clock)
-        speech_end_offsets = speech_ends(self.caller_audio)
+        playback = Playback(clock, self.audio_format)
+        speech_end_offsets = speech_ends(self.caller_audio, self.audio_format)
         state = {"speak_from": None}
-        codec = PlivoStreamCodec(self.stream_id)
+        codec = self._codec()
 
-        async with websockets.connect(self.socket_url, max_size=2**22, open_timeout=10) as socket:
-            await socket.send(codec.start(self.call_id, account_id=self.account_id))
+        async with self._connect() as socket:
+            await self._begin(socket, codec)
             started = time.monotonic()
+            result.call_id, result.stream_id = self.call_id, self.stream_id
             reader = asyncio.create_task(self._read(socket, codec, playback, result, clock))
             try:
                 await self._speak(socket, codec, playback, result, clock, state, speech_end_offsets, reader)
-                await socket.send(codec.stop(self.call_id))
+                await self._hang_up(socket, codec)
             except websockets.ConnectionClosed:
                 result.closed_by_server = True
             finally:
@@ -192,6 +224,7 @@ class PlivoCallSimulator:
     async def _speak(self, socket, codec, playback, result, clock, state, speech_end_offsets, reader) -> None:
         """Send a media frame every 20 ms: silence, then the caller's audio once the greeting has played."""
         frame_index, audio_pos, dtmf = 0, 0, list(self.dtmf)
+        frame_bytes, quiet = self.audio_format.frame_bytes, self.audio_format.silence(20)
         speaking_done_at = None
         while not reader.done():
             due = frame_index * FRAME_S
@@ -204,10 +237,10 @@ class PlivoCallSimulator:
             if state["speak_from"] is None and self._ready_to_speak(playback, result, now):
                 state["speak_from"] = now
                 result.turns = [CallerTurnLatency(now + end, None) for end in speech_end_offsets]
-            frame = bytes([MULAW_SILENCE]) * FRAME_BYTES
+            frame = quiet
             if state["speak_from"] is not None and audio_pos < len(self.caller_audio):
-                frame = self.caller_audio[audio_pos:audio_pos + FRAME_BYTES].ljust(FRAME_BYTES, bytes([MULAW_SILENCE]))
-                audio_pos += FRAME_BYTES
+                frame = self.audio_format.pad_to_frame(self.caller_audio[audio_pos:audio_pos + frame_bytes])
+                audio_pos += frame_bytes
                 if audio_pos >= len(self.caller_audio):
                     speaking_done_at = now
             elif state["speak_from"] is not None and speaking_done_at is None:
@@ -240,26 +273,53 @@ class PlivoCallSimulator:
 
     async def _read(self, socket, codec, playback, result, clock) -> None:
         try:
-            async for text in socket:
-                try:
-                    message = codec.parse_from_server(text)
-                    kind = type(message).__name__
-                except MalformedFrame:
-                    message, kind = None, "malformed"
+            async for message in socket:
+                kind, payload = self._interpret(codec, message)
                 result.events_received[kind] = result.events_received.get(kind, 0) + 1
-                if isinstance(message, PlayAudio):
+                if kind == "audio":
                     now = clock()
                     if result.greeting_first_audio_ms is None:
                         result.greeting_first_audio_ms = now * 1000
                     for turn in result.turns:
                         if turn.first_audio_s is None and turn.speech_end_s <= now:
                             turn.first_audio_s = now
-                    playback.add(message.audio)
-                elif isinstance(message, CheckpointRequested):
-                    playback.checkpoint(message.name)
-                elif isinstance(message, ClearRequested):
+                    playback.add(payload)
+                elif kind == "checkpoint":
+                    playback.checkpoint(payload)
+                elif kind == "clear":
                     result.clears += 1
                     playback.clear()
                     await socket.send(codec.cleared())
         except websockets.ConnectionClosed:
             result.closed_by_server = True
+
+
+class PlivoCallSimulator(CallerSimulator):
+    """One simulated call over `socket_url` (the URL of the answer XML's <Stream>), speaking as Plivo."""
+
+    def __init__(self, socket_url: str, *, account_id: str = "MA00000000000000SIM0", **options) -> None:
+        super().__init__(socket_url, **options)
+        self.account_id = account_id
+        self.stream_id = str(uuid.uuid4())
+
+    def _codec(self) -> PlivoStreamCodec:
+        return PlivoStreamCodec(self.stream_id)
+
+    async def _begin(self, socket, codec: PlivoStreamCodec) -> None:
+        await socket.send(codec.start(self.call_id, account_id=self.account_id))
+
+    async def _hang_up(self, socket, codec: PlivoStreamCodec) -> None:
+        await socket.send(codec.stop(self.call_id))
+
+    def _interpret(self, codec, message) -> tuple[str, bytes | str | None]:
+        try:
+            parsed = codec.parse_from_server(message)
+        except MalformedFrame:
+            return "malformed", None
+        if isinstance(parsed, PlayAudio):
+            return "audio", parsed.audio
+        if isinstance(parsed, CheckpointRequested):
+            return "checkpoint", parsed.name
+        if isinstance(parsed, ClearRequested):
+            return "clear", None
+        return type(parsed).__name__, None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from voicebots.conversation.history import opening_history, with_interrupted_turn
-from voicebots.conversation.ports import Message, TurnResult
+from voicebots.conversation.ports import REFUSAL, Message, TurnResult
 
 
 def history_after_greeting(heard: str) -> list[Message]:
@@ -22,16 +22,16 @@ def history_after_reply(prior: Sequence[Message], caller_text: str, spoken: str,
     if result is None:
         return with_interrupted_turn(prior, caller_text, heard.strip())
     history = list(result.history)
-    if heard == spoken or result.stop_reason == "refusal" or not history:
+    if heard == spoken or result.stop_reason == REFUSAL or not history:
         return history
     last = history[-1]
-    if last["role"] != "assistant" or not isinstance(last["content"], str):
+    if last.role != "assistant" or last.tool_calls:
         return history
     # The final message is the end of the spoken text; earlier rounds (before tool calls) come first.
-    start = len(spoken.rstrip()) - len(last["content"])
+    start = len(spoken.rstrip()) - len(last.text)
     heard_part = heard[start:].strip() if len(heard) > start else ""
     if heard_part:
-        history[-1] = {"role": "assistant", "content": heard_part}
+        history[-1] = Message.assistant(heard_part)
     else:
         history.pop()
     return history

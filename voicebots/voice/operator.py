@@ -1,6 +1,7 @@
 """Lines an operator has the bot say during a call (live control), kept in the conversation's history."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 from voicebots.conversation.history import opening_history
@@ -17,10 +18,8 @@ def history_with_bot_line(history: Sequence[Message], heard: str) -> list[Messag
         return opening_history(heard)
     messages = list(history)
     last = messages[-1]
-    if last["role"] != "assistant":
-        messages.append({"role": "assistant", "content": heard})
-    elif isinstance(last["content"], str):
-        messages[-1] = {"role": "assistant", "content": f"{last['content']} {heard}".strip()}
+    if last.role == "assistant":
+        messages[-1] = replace(last, text=f"{last.text} {heard}".strip())
     else:
-        messages[-1] = {"role": "assistant", "content": [*last["content"], {"type": "text", "text": heard}]}
+        messages.append(Message.assistant(heard))
     return messages

@@ -11,23 +11,21 @@ import asyncio
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from voicebots.accounts.services import account_of_user
-from voicebots.bots.models import Voicebot
 from voicebots.chats.events import EmittingSink
 from voicebots.chats.models import ChatSession
-from voicebots.chats.runtime import MissingProviderKey, language_model
+from voicebots.chats.runtime import ProviderUnavailable, language_model
 from voicebots.chats.services import SessionNotFound, chat_turn
 from voicebots.chats.views import turn_summary
 from voicebots.conversation import LLMError
+
+from .access import bot_for_user
 
 MAX_MESSAGE_CHARS = 8000
 
 
 def _member_bot(user, bot_id):
-    account = account_of_user(user)
-    if account is None:
-        return None, None
-    return account, Voicebot.objects.filter(pk=bot_id, account=account).first()
+    bot = bot_for_user(user, bot_id)
+    return (bot.account, bot) if bot is not None else (None, None)
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
@@ -45,8 +43,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         self.turn: asyncio.Task | None = None
         await self.accept()
         try:
-            language_model()
-        except MissingProviderKey as error:
+            language_model(self.bot.llm_provider)
+        except ProviderUnavailable as error:
             await self.send_json({"type": "error", "error": error.message})
 
     async def disconnect(self, code):
@@ -74,7 +72,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             session, result = await chat_turn(self.account, self.bot.id, text, session_id=self.session_id,
                                               channel=ChatSession.Channel.PLAYGROUND,
                                               sink=EmittingSink(self.send_json))
-        except (MissingProviderKey, LLMError) as error:
+        except (ProviderUnavailable, LLMError) as error:
             await self.send_json({"type": "error", "error": error.message})
             return
         except SessionNotFound:

@@ -1,12 +1,15 @@
-"""Re-embed every live chunk with the configured embedder (after changing EMBEDDING_PROVIDER)."""
+"""Re-embed the chunks with the configured embedding provider: the one command to run after changing
+EMBEDDING_PROVIDER or EMBEDDING_MODEL. Chunks made by another model are re-embedded (all of them with --all),
+batch by batch, each batch committed: an interrupted run keeps its work and the next run goes on from there."""
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from voicebots.knowledge.chunking import chunk_text_for_embedding
-from voicebots.knowledge.embeddings import get_embedder
+from voicebots.knowledge.embeddings import EmbeddingError, get_embedder
 from voicebots.knowledge.models import EMBEDDING_DIMENSION, Chunk
+from voicebots.vendors.registry import ProviderUnavailable
 
-BATCH = 128
+BATCH = 256  # chunks per round; a remote embedder sends them as several requests at once
 
 
 class _StoredChunk:
@@ -24,7 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Also chunks already embedded by the current model.")
 
     def handle(self, *args, all=False, **options):
-        embedder = get_embedder()
+        try:
+            embedder = get_embedder()
+        except ProviderUnavailable as error:
+            raise CommandError(error.message) from error
         if embedder.dimension != EMBEDDING_DIMENSION:
             raise CommandError(
                 f"{embedder.name} makes {embedder.dimension}-dimension vectors but the chunk table stores "
@@ -38,7 +44,11 @@ class Command(BaseCommand):
             batch = list(chunks.filter(id__gt=last_id)[:BATCH])
             if not batch:
                 break
-            vectors = embedder.embed([chunk_text_for_embedding(_StoredChunk(c)) for c in batch])
+            try:
+                vectors = embedder.embed([chunk_text_for_embedding(_StoredChunk(c)) for c in batch])
+            except EmbeddingError as error:
+                raise CommandError(f"{error.message} {done} of {total} chunk(s) were re-embedded before; "
+                                   f"run the command again to go on.") from error
             with transaction.atomic():
                 for chunk, vector in zip(batch, vectors):
                     chunk.embedding, chunk.embedding_model = vector, embedder.name
@@ -46,4 +56,4 @@ class Command(BaseCommand):
             done += len(batch)
             last_id = batch[-1].id
             self.stdout.write(f"{done}/{total} chunks re-embedded with {embedder.name}")
-        self.stdout.write(self.style.SUCCESS(f"Done: {done} chunk(s) re-embedded."))
+        self.stdout.write(self.style.SUCCESS(f"Done: {done} chunk(s) re-embedded with {embedder.name}."))

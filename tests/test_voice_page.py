@@ -1,0 +1,169 @@
+"""The voice playground in a real browser: Debian's Chromium driven by Playwright, its microphone a fake device
+playing a WAV made with espeak-ng, against the real web server (Daphne, in a process of its own) and the vendor
+fakes. Press Talk: the bot greets, the question is answered, a barge-in stops playback, Hang up ends the call,
+and the Call record has the turns and timings. No JavaScript console error is allowed.
+"""
+from __future__ import annotations
+
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
+from tests.fakes.cartesia_server import FakeCartesia
+from tests.fakes.deepgram_server import FakeDeepgram
+from tests.live_app import LiveApp
+from voicebots.voice.audio import resample
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
+                 "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+RATE = 16000
+QUESTION, INTERRUPTION = "When are you open?", "Stop please."
+LONG_REPLY = ("We open at eight. On weekdays the clinic opens at eight in the morning and at nine on Saturdays, "
+              "and we close at six in the evening except on Fridays when we close at four.")
+
+
+def espeak(text: str, folder: Path) -> np.ndarray:
+    path = folder / "clip.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", str(path), text], check=True, capture_output=True)
+    with wave.open(str(path), "rb") as clip:
+        samples = np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2")
+        return resample(samples, clip.getframerate(), RATE)
+
+
+def caller_wav(folder: Path) -> Path:
+    """What the fake microphone says: quiet while the bot greets, the question, and while the long answer plays,
+    an interruption; then quiet."""
+    quiet = lambda seconds: np.zeros(int(seconds * RATE))  # noqa: E731
+    audio = np.concatenate([quiet(3.0), espeak(QUESTION, folder), quiet(3.0), espeak(INTERRUPTION, folder),
+                            quiet(8.0)])
+    path = folder / "caller.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(np.clip(audio, -32768, 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def vendors():
+    llm, stt, tts = FakeAnthropic(), FakeDeepgram([QUESTION, INTERRUPTION]), FakeCartesia()
+    for fake in (llm, stt, tts):
+        fake.start_in_thread()
+    llm.script(Turn([Text(LONG_REPLY)]), Turn([Text("Sure.")]))
+    yield llm, stt, tts
+    for fake in (llm, stt, tts):
+        fake.stop()
+
+
+@pytest.fixture
+def app(vendors):
+    llm, stt, tts = vendors
+    with LiveApp({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": llm.url, "DEEPGRAM_API_KEY": "test-key",
+                  "DEEPGRAM_BASE_URL": stt.ws_url.replace("ws://", "http://"), "CARTESIA_API_KEY": "test-key",
+                  "CARTESIA_BASE_URL": tts.http_url}) as live:
+        yield live
+
+
+@pytest.fixture
+def bot_and_member(api):
+    from voicebots.accounts.services import create_member
+
+    create_member(api.account, "talker", "a-long-password-123")
+    return api.post("Voicebot/", {"name": "Desk", "welcome_message": "Hello!"}).json()
+
+
+def playground_page(context, app, bot_id, problems: list[str]):
+    """The bot's playground, signed in through the admin's login form; console errors, page errors and failed
+    requests go to `problems`."""
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("response", lambda response: response.status >= 400 and problems.append(
+        f"{response.status} {response.url}"))
+    page.goto(f"{app.url}/admin/login/?next=/playground/{bot_id}/")
+    page.fill("#id_username", "talker")
+    page.fill("#id_password", "a-long-password-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**/playground/{bot_id}/")
+    return page
+
+
+def test_talking_to_a_bot_from_the_browser(app, bot_and_member, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from voicebots.calls.models import Call
+
+    bot = bot_and_member
+    wav = caller_wav(tmp_path)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])
+        try:
+            page = playground_page(browser.new_context(), app, bot["id"], problems)
+
+            page.click("#talk")
+            page.wait_for_selector("#voice[data-state=live]", timeout=10_000)
+            page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 1", timeout=10_000)
+            assert page.text_content("#voice-transcript .msg.bot") == "Hello!"  # the bot greets
+            assert int(page.get_attribute("#voice", "data-audio-bytes")) > 0
+            # The question is answered, then cut off by the interruption: the page drops what it had queued.
+            page.wait_for_function("Number(document.getElementById('voice').dataset.clears) >= 1", timeout=20_000)
+            assert int(page.get_attribute("#voice", "data-last-clear-dropped-ms")) > 0
+            page.wait_for_selector("#voice-transcript .msg.cut", timeout=10_000)
+            page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 3", timeout=15_000)
+            callers = page.locator("#voice-transcript .msg.caller").all_text_contents()
+            assert callers[:2] == [QUESTION, INTERRUPTION]
+            page.click("#hang-up")
+            page.wait_for_selector("#voice[data-state=ended]", timeout=5_000)
+            assert page.text_content("#voice-status") == "The caller hung up."
+            call_id = page.get_attribute("#voice", "data-call-id")
+        finally:
+            browser.close()
+
+    assert problems == [], problems
+    call = Call.objects.get(pk=call_id)
+    assert call.direction == "web" and call.has_ended and call.end_reason == "The caller hung up."
+    turns = list(call.turns.order_by("index"))
+    assert [turn.caller_text for turn in turns[:3]] == ["", QUESTION, INTERRUPTION]
+    assert turns[0].bot_text == "Hello!"
+    assert turns[1].interrupted and turns[1].bot_text.startswith("We open at eight.")  # what was heard
+    assert len(turns[1].bot_text) < len(LONG_REPLY) and LONG_REPLY.startswith(turns[1].bot_text)
+    assert turns[2].bot_text == "Sure." and not turns[2].interrupted
+    for turn in turns[1:3]:
+        assert turn.timings["latency_ms"] is not None and turn.timings["platform_ms"] is not None, turn.timings
+    assert "Traceback" not in app.output(), app.output()
+
+
+@pytest.mark.parametrize("device, permission, message", [
+    ("fake", [], "Microphone access was denied"),  # a microphone, but the user said no
+    ("none", ["microphone"], "No microphone was found"),  # allowed, but there is none (this machine has none)
+])
+def test_a_denied_or_missing_microphone_is_explained(app, bot_and_member, device, permission, message):
+    from playwright.sync_api import sync_playwright
+
+    args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"]
+    if device == "none":
+        args.remove("--use-fake-device-for-media-stream")
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = playground_page(browser.new_context(permissions=permission), app, bot_and_member["id"], problems)
+            page.click("#talk")
+            page.wait_for_selector("#voice-status.error", timeout=10_000)
+            assert message in page.text_content("#voice-status")
+            assert page.get_attribute("#voice", "data-state") == "ended"
+            assert page.is_enabled("#talk") and not page.is_enabled("#hang-up")  # ready to try again
+        finally:
+            browser.close()
+    assert problems == [], problems
