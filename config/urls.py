@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from voicebots.calls.live_views import live_command
 from voicebots.telephony.transfer import transfer_announcement, transfer_xml
 
 urlpatterns = [
@@ -9,6 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[]), name="api-redoc"),
+    path("calls/<uuid:call_id>/live/<slug:command>/", live_command, name="call-live-command"),
     path("plivo/transfer/<uuid:call_id>/", transfer_xml, name="plivo-transfer"),
     path("plivo/transfer/<uuid:call_id>/announcement/", transfer_announcement, name="plivo-transfer-announcement"),
     path("", include("voicebots.web.urls")),

@@ -151,3 +151,33 @@ async def test_calls_that_are_not_live_are_409s_and_other_accounts_calls_404s(ap
     assert (await post(other_api, f"Call/{orphan.id}/end", {})).status_code == 404
     assert (await post(api, f"Call/{uuid.uuid4()}/transfer", {"to": "+14155550123"})).status_code == 404
     assert (await post(api, "Call/not-a-uuid/say", {"text": "Hi"})).status_code == 404
+
+
+# --- The pages' live-call buttons (calls/live_views.py); the browser test is in tests/test_multiprocess.py ------
+
+
+def test_the_buttons_act_only_on_the_users_own_calls_and_say_why_nothing_was_sent(client, api, other_api):
+    from django.contrib.messages import get_messages
+
+    from voicebots.accounts.services import create_member
+
+    create_member(api.account, "desk", "a-long-password-123")
+    client.login(username="desk", password="a-long-password-123")
+    ended = Call.objects.create(account=api.account, status="completed")
+    theirs = Call.objects.create(account=other_api.account, status="in-progress", stream_started_at=timezone.now())
+    assert client.post(f"/calls/{theirs.id}/live/end/").status_code == 404
+    assert client.post(f"/calls/{ended.id}/live/reboot/").status_code == 404
+
+    response = client.post(f"/calls/{ended.id}/live/say/", {"text": "Hello?", "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == f"/admin/calls/call/{ended.id}/change/"
+    assert "has already ended" in [str(m) for m in get_messages(response.wsgi_request)][-1]
+
+    live_call = Call.objects.create(account=api.account, status="in-progress", stream_started_at=timezone.now())
+    response = client.post(f"/calls/{live_call.id}/live/transfer/", {"to": "12345", "next": "/admin/"})
+    assert response["Location"] == "/admin/"
+    message = [str(m) for m in get_messages(response.wsgi_request)][-1]
+    assert message.startswith("Nothing was sent: to: Use an E.164 phone number")
+    assert not live_call.events.exists()
+
+    client.logout()
+    assert client.post(f"/calls/{live_call.id}/live/end/")["Location"].startswith("/admin/login/")

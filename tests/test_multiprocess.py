@@ -34,6 +34,7 @@ from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.plivo_server import CallPlan, FakeCall, FakePlivo
+from tests.test_webhooks_browser import PASSWORD, browser_page  # noqa: F401 (a fixture)
 from voicebots.telephony.simulator import PlivoCallSimulator
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
@@ -284,6 +285,39 @@ def test_a_call_on_web_a_is_spoken_to_and_ended_through_web_b(deployment, accoun
     assert call.events.get(kind="live_say").detail["web_process"] == web_a
     late = api(deployment, "b", account, "POST", f"Call/{call.id}/say", json={"text": "Still there?"})
     assert late.status_code == 409
+
+
+def test_the_admin_page_of_a_live_call_on_web_a_has_buttons_that_reach_it_through_web_b(deployment, account,
+                                                                                        browser_page):
+    from voicebots.accounts.services import create_member
+
+    page, errors = browser_page
+    account_object, _, bot = account
+    create_member(account_object, "desk", PASSWORD)
+    call_uuid = str(uuid.uuid4())
+    caller = CallOnWeb(answer_on(deployment, "a", account_object, bot, call_uuid), call_uuid)
+    call = wait_until(lambda: (c := call_of(call_uuid)) and bot_lines(c) and c, what="the greeting")
+    page.goto(f"{deployment.url['b']}/admin/login/?next=/admin/calls/call/{call.id}/change/")
+    page.fill("#id_username", "desk")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("section.live-controls")
+    page.fill("#live-say-text", "Your table is ready.")
+    page.click("form.live-say button")
+    page.wait_for_selector("ul.messagelist")
+    assert "The bot will say it." in page.inner_text("ul.messagelist")
+    wait_until(lambda: "Your table is ready." in bot_lines(call), what="the line said from the admin")
+    page.fill("#live-end-say", "Goodbye from the desk.")
+    page.click("form.live-end button")
+    page.wait_for_selector("ul.messagelist")
+    assert "The call is ending." in page.inner_text("ul.messagelist")
+    assert caller.wait().closed_by_server
+    page.reload()
+    page.wait_for_selector("#content")
+    assert page.locator("section.live-controls").count() == 0  # an ended call has no buttons
+    call.refresh_from_db()
+    assert bot_lines(call)[-2:] == ["Your table is ready.", "Goodbye from the desk."]
+    assert errors == []
 
 
 def test_a_call_on_web_a_is_transferred_through_web_b_warm(deployment, account):

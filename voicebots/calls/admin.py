@@ -4,6 +4,7 @@ from django.utils.html import format_html, format_html_join
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
 from voicebots.analysis.admin import analysis_html
 
+from .live import is_streaming
 from .models import Call
 
 
@@ -28,6 +29,11 @@ class CallAdmin(AccountScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("voicebot")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A live call gets the live-call buttons (templates/calls/live_controls.html).
+        context["live_call"] = obj if obj is not None and is_streaming(obj) else None
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="Turns")
     def turn_count(self, obj):
