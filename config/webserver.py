@@ -54,7 +54,8 @@ def web_process_command(sock: socket.socket, *, proxy_headers: bool = False) -> 
             *(["--proxy-headers"] if proxy_headers else []), "config.asgi:application"]
 
 
-daphne_command = web_process_command  # the benchmark's name for it
+daphne_command = web_process_command  # its former name (tests/live_app.py)
+
 
 
 class WebProcesses:
