@@ -88,3 +88,13 @@ async def test_a_websocket_deepgram_url_is_accepted_and_calls_transcribe_through
                     break
         await stt.aclose()
 
+
+
+def test_the_example_environment_passes_the_check():
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    assert "DEEPGRAM_BASE_URL" in values and "MAX_CALLS_PER_PROCESS" in values
+    assert environment.problems(values) == []
