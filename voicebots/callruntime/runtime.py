@@ -23,7 +23,7 @@ from typing import Protocol, Sequence
 
 from django.utils import timezone
 
-from voicebots.calls import live
+from voicebots.calls import live as live_control
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
@@ -148,7 +148,7 @@ class CallRuntime:
         self.max_duration_s = max_duration_s
         self.live = live
         self.handler: CallHandler | None = None
-        self.live: live.LiveCall | None = None
+        self.control: live_control.LiveCall | None = None  # commands from any web process
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
 
@@ -163,7 +163,9 @@ class CallRuntime:
         self.handler = self._build_handler(conversation, detector)
         await self.handler.start()
         # From here on the call is counted, and takes commands from any web process (calls/live.py).
-        self.live = await live.attach(str(self.call.id), self.handler, self.hang_up)
+        self.control = await live_control.attach(str(self.call.id), self.handler, self.hang_up)
+        if self.ended:  # the call ended while it was being attached: it is not carried any more
+            await self.control.leave()
 
     def _load_conversation(self) -> BotRuntime | None:
         """The bot's conversation settings, or None when a vendor the call needs cannot be used (recorded on the
@@ -251,8 +253,8 @@ class CallRuntime:
         if self.ended:
             return
         self.ended = True
-        if self.live is not None:
-            await self.live.leave()
+        if self.control is not None:
+            await self.control.leave()
         handler, self.handler = self.handler, None
         if handler is not None:
             await handler.stop()

@@ -32,8 +32,14 @@ async def drain(timeout_s: float) -> int:
     remaining = live.carried()
     if remaining:
         logger.warning("Drain timeout: ending %s live call(s) politely", len(remaining))
-        await asyncio.gather(*(call.end(GOODBYE, END_REASON) for call in remaining), return_exceptions=True)
-        await _until_no_calls(time.monotonic() + GOODBYE_WAIT_S)
+        deadline = time.monotonic() + GOODBYE_WAIT_S
+        ending = asyncio.gather(*(call.end(GOODBYE, END_REASON) for call in remaining), return_exceptions=True)
+        try:
+            async with asyncio.timeout(GOODBYE_WAIT_S):  # a call that cannot even be told must not hold the stop
+                await ending
+        except TimeoutError:
+            logger.warning("Ending the calls took longer than %g s", GOODBYE_WAIT_S)
+        await _until_no_calls(deadline)
     if live.carried():
         logger.warning("%s call(s) did not end after their goodbye; they are cut off", len(live.carried()))
     return len(remaining)
