@@ -181,3 +181,27 @@ def test_the_buttons_act_only_on_the_users_own_calls_and_say_why_nothing_was_sen
 
     client.logout()
     assert client.post(f"/calls/{live_call.id}/live/end/")["Location"].startswith("/admin/login/")
+
+
+async def test_the_command_inbox_stops_when_cancelled_even_if_the_layer_turns_the_cancellation_into_an_error():
+    """channels_redis's receive may end a cancelled wait with an AssertionError from its clean-up; the inbox must
+    stop all the same (an event loop closing waits for it)."""
+    import asyncio
+
+    class Layer:
+        async def new_channel(self):
+            return "specific.test!x"
+
+        async def receive(self, channel):
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise AssertionError("receive_lock still held")
+
+    inbox = live._Inbox()
+    inbox.layer = Layer()
+    assert await inbox.channel_name() == "specific.test!x"
+    await asyncio.sleep(0.05)
+    inbox._task.cancel()
+    done, _ = await asyncio.wait([inbox._task], timeout=3)
+    assert done and inbox._task.cancelled()

@@ -30,6 +30,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from config.webserver import die_with_parent
 from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
@@ -126,7 +127,8 @@ class Deployment:
     def _start(self, name: str, command: list[str], env: dict) -> None:
         self.logs[name] = Path(os.environ.get("TMPDIR", "/tmp")) / f"voicebots-{self.queue}-{name}.log"
         with open(self.logs[name], "wb") as log:
-            self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                    preexec_fn=die_with_parent)  # a killed test run leaves none
 
     def log(self, name: str) -> str:
         return self.logs[name].read_text(errors="replace")

@@ -98,6 +98,10 @@ class _Inbox:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis gone for a moment: the calls go on; control comes back with it
+                if asyncio.current_task().cancelling():
+                    # channels_redis may turn a cancellation into another error (an assertion in its clean-up):
+                    # this task was asked to stop, so it stops.
+                    raise asyncio.CancelledError() from error
                 logger.warning("Live control cannot receive commands: %s", error)
                 await asyncio.sleep(LISTEN_RETRY_S)
                 continue
