@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: run test bench install clean-dev
 
+# The development run: DEBUG is on unless DEBUG is set (everything else defaults to production).
 run: $(VENV)/.installed
-	$(BIN)/python manage.py run
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

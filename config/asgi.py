@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
+from config import http_limits  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from voicebots.providers.silero_vad import shared_detector  # noqa: E402
 
@@ -19,6 +20,9 @@ _vad_loader.start()
 # A process that exits while onnxruntime is still loading the model in that thread is aborted by the C++
 # runtime ("terminate called without an active exception"): a stop right after the start waits for it.
 atexit.register(_vad_loader.join, 10)
+
+# Daphne answers oversized URLs and headers with 414/431 instead of dropping the connection.
+http_limits.install()
 
 application = ProtocolTypeRouter(
     {

@@ -4,12 +4,12 @@ A typo in a variable should stop `make run`, a web process or a worker at once w
 variable and what it takes, not fail every call later (a `DEEPGRAM_BASE_URL=ws://...` used to make each call
 fail with "isn't a valid URI"). `check(os.environ)` lists every problem; settings.py raises them together.
 
-Only formats are checked here (numbers, booleans, URLs, durations); which vendors and keys a deployment needs is
-the vendors' own check. An empty value counts as unset, as in `.env.example`.
+Only formats are checked here (numbers, booleans, URLs); which vendors and keys a deployment needs is the vendors'
+own check, and rates (API_RATE_LIMIT_*) are parsed by core/rates.py. An empty value counts as unset, as in
+`.env.example`.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -54,7 +54,6 @@ OTHER_URLS = {
     "DATABASE_URL": ("postgres", "postgresql", "pgsql", "postgis"),
     "REDIS_URL": ("redis", "rediss", "unix"),
 }
-RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 HTTP_SCHEME_OF = {"ws": "http", "wss": "https"}
 NEEDS_HOST = {"http", "https", "ws", "wss", "redis", "rediss"}  # PostgreSQL may use a local socket instead
 
@@ -114,8 +113,6 @@ def problems(environ: Mapping[str, str]) -> list[str]:
     for name, schemes in {**VENDOR_URLS, **OTHER_URLS}.items():
         if (value := value_of(name)) is not None and (problem := _url_problem(value, schemes)):
             found.append(f"{name}: {problem}.")
-    if (value := value_of("API_RATE_LIMIT")) is not None and not RATE.match(value):
-        found.append(f"API_RATE_LIMIT: {value!r} is not a rate: use requests/period, e.g. 1200/min.")
     return found
 
 

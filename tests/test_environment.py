@@ -19,7 +19,7 @@ def test_each_malformed_setting_is_named_with_what_it_takes():
     found = environment.problems({
         "DEBUG": "ture", "DB_POOL": "yes", "STT_ENDPOINTING_MS": "3OO", "DB_POOL_MAX_SIZE": "0",
         "DEEPGRAM_BASE_URL": "api.deepgram.com", "ANTHROPIC_BASE_URL": "wss://api.anthropic.com",
-        "REDIS_URL": "redis://", "API_RATE_LIMIT": "lots", "PUBLIC_BASE_URL": "", "MAX_CALLS_PER_PROCESS": "-1",
+        "REDIS_URL": "redis://", "PUBLIC_BASE_URL": "", "MAX_CALLS_PER_PROCESS": "-1",
     })
     assert sorted(found) == sorted([
         "DEBUG: 'ture' is not a boolean: use true or false (also 1/0, yes/no, on/off).",
@@ -29,7 +29,6 @@ def test_each_malformed_setting_is_named_with_what_it_takes():
         "DEEPGRAM_BASE_URL: 'api.deepgram.com' must start with http://, https://, ws:// or wss://.",
         "ANTHROPIC_BASE_URL: 'wss://api.anthropic.com' must start with http:// or https://.",
         "REDIS_URL: 'redis://' has no host name.",
-        "API_RATE_LIMIT: 'lots' is not a rate: use requests/period, e.g. 1200/min.",
     ])
 
 
@@ -37,7 +36,7 @@ def test_good_values_pass_including_the_embedded_servers_urls():
     assert environment.problems({
         "DEBUG": "False", "DB_POOL": "1", "DEEPGRAM_BASE_URL": "wss://dg.internal:8443/", "PORT": "8000",
         "DATABASE_URL": "postgresql://postgres:@/postgres?host=/srv/.dev/pgdata", "REDIS_URL": "unix:///tmp/r.sock",
-        "API_RATE_LIMIT": "50/s", "WEB_PROCESSES": "", "DRAIN_TIMEOUT_S": "0",
+        "WEB_PROCESSES": "", "DRAIN_TIMEOUT_S": "0",
     }) == []
 
 

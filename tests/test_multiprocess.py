@@ -322,6 +322,37 @@ def test_the_admin_page_of_a_live_call_on_web_a_has_buttons_that_reach_it_throug
     assert errors == []
 
 
+def test_the_console_page_of_a_live_call_has_the_same_buttons(deployment, account, browser_page):
+    from voicebots.accounts.services import create_member
+
+    page, errors = browser_page
+    account_object, _, bot = account
+    create_member(account_object, "console", PASSWORD)
+    call_uuid = str(uuid.uuid4())
+    caller = CallOnWeb(answer_on(deployment, "a", account_object, bot, call_uuid), call_uuid)
+    call = wait_until(lambda: (c := call_of(call_uuid)) and bot_lines(c) and c, what="the greeting")
+    call_page = f"/console/{account_object.auth_id}/calls/{call.id}/"
+    page.goto(f"{deployment.url['b']}/admin/login/?next={call_page}")
+    page.fill("#id_username", "console")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#call-actions section.live-controls")
+    page.fill("#live-say-text", "Sorry, one moment please.")
+    page.check("form.live-say input[name=interrupt]")
+    page.click("form.live-say button")
+    page.wait_for_selector("ul.live-messages")
+    assert "The bot will say it." in page.inner_text("ul.live-messages")
+    assert page.url.endswith(call_page)
+    wait_until(lambda: "Sorry, one moment please." in bot_lines(call), what="the line said from the console")
+    assert call.events.get(kind="live_say").detail["interrupt"] is True
+    page.fill("#live-end-say", "")
+    page.click("form.live-end button")
+    page.wait_for_selector("ul.live-messages")
+    assert "The call is ending." in page.inner_text("ul.live-messages")
+    assert caller.wait().closed_by_server
+    assert errors == []
+
+
 def test_a_call_on_web_a_is_transferred_through_web_b_warm(deployment, account):
     _, _, bot = account
     call_uuid = str(uuid.uuid4())

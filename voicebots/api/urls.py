@@ -9,6 +9,7 @@ from voicebots.chats.views import VoicebotChatViewSet
 from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
 from voicebots.numbers.views import NumberViewSet
+from voicebots.recordings.views import CallRecordingViewSet
 from voicebots.telephony import webhooks
 from voicebots.webhooks.views import WebhookViewSet
 
@@ -49,6 +50,8 @@ urlpatterns = [
       for action, view in OUTBOUND_CALL_WEBHOOKS.items()],
     *[re_path(rf"{ACCOUNT}Call/{ITEM}/{action}/?$", CallViewSet.as_view({"post": action}), name=f"call-{action}")
       for action in ("end", "say", "transfer")],
+    re_path(rf"{ACCOUNT}Call/{ITEM}/recording/?$",
+            CallRecordingViewSet.as_view({"get": "retrieve", "delete": "destroy"}), name="call-recording"),
     re_path(rf"{ACCOUNT}Call/?$", CallViewSet.as_view({"get": "list", "post": "create"}), name="call-list"),
     re_path(rf"{ACCOUNT}Call/{ITEM}/?$", CallViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
             name="call-detail"),

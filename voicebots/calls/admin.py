@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
@@ -11,11 +12,11 @@ from .models import Call
 @admin.register(Call)
 class CallAdmin(AccountScopedAdmin):
     list_display = ["created_at", "voicebot", "direction", "status", "from_number", "to_number", "duration_seconds",
-                    "turn_count"]
+                    "turn_count", "in_console"]
     list_filter = ["status", "direction", "voicebot"]
     search_fields = ["call_uuid", "from_number", "to_number", "turns__caller_text", "turns__bot_text"]
     date_hierarchy = "created_at"
-    readonly_fields = ["id", "voicebot", "direction", "status", "call_uuid", "request_uuid", "stream_id",
+    readonly_fields = ["id", "in_console", "voicebot", "direction", "status", "call_uuid", "request_uuid", "stream_id",
                        "from_number", "to_number", "variables", "answered_at", "stream_started_at", "ended_at",
                        "duration_seconds", "hangup_cause", "end_reason", "analysis_view", "transcript", "events_table",
                        "created_at"]
@@ -28,11 +29,17 @@ class CallAdmin(AccountScopedAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("voicebot")
+        return super().get_queryset(request).select_related("voicebot", "account")
+
+    @admin.display(description="Console")
+    def in_console(self, obj):
+        """The call's page in the console: its recording, timeline and latency per turn."""
+        url = reverse("console:call", args=[obj.account.auth_id, obj.pk])
+        return format_html('<a href="{}">Listen and inspect</a>', url)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A live call gets the live-call buttons (templates/calls/live_controls.html).
-        context["live_call"] = obj if obj is not None and is_streaming(obj) else None
+        context["live_call"] = obj is not None and is_streaming(obj)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="Turns")

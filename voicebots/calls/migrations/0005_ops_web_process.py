@@ -6,9 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_retention_and_memberships'),
-        ('bots', '0003_record_calls_and_analysis'),
-        ('calls', '0002_web_direction_and_analysis'),
+        ('calls', '0004_console_transcript_search'),
     ]
 
     operations = [
