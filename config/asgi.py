@@ -1,3 +1,4 @@
+import atexit
 import os
 import threading
 
@@ -14,7 +15,11 @@ from config.routing import websocket_urlpatterns  # noqa: E402
 from voicebots.providers.silero_vad import shared_detector  # noqa: E402
 
 # The voice detector's model loads now, in the background, rather than during the first call's start.
-threading.Thread(target=shared_detector, name="silero-vad-load", daemon=True).start()
+_vad_loader = threading.Thread(target=shared_detector, name="silero-vad-load", daemon=True)
+_vad_loader.start()
+# A process that exits while onnxruntime is still loading the model in that thread is aborted by the C++
+# runtime ("terminate called without an active exception"): a stop right after the start waits for it.
+atexit.register(_vad_loader.join, 10)
 
 # Daphne answers oversized URLs and headers with 414/431 instead of dropping the connection.
 http_limits.install()

@@ -13,7 +13,7 @@ import dj_database_url
 
 from voicebots.core.rates import parse_rate
 
-from . import embedded
+from . import embedded, environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +29,10 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# Malformed values stop every process at start with one message naming each variable.
+environment.check(os.environ)
 
 
 def _dev_secret_key() -> str:
@@ -107,6 +111,7 @@ INSTALLED_APPS = [
     "voicebots.vendors",
     "voicebots.recordings",
     "voicebots.console",
+    "voicebots.deployment",
 ]
 
 MIDDLEWARE = [
@@ -170,6 +175,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-documents": {"task": "knowledge.requeue_stale_documents", "schedule": 60.0},
     # Starts due campaigns, picks up retries and opened windows, and sweeps stuck claims and calls.
     "dispatch-campaigns": {"task": "campaigns.dispatch_due", "schedule": 10.0},
+    # Marks ended the calls of web processes that died (killed, crashed) without ending them.
+    "reap-orphaned-calls": {"task": "deployment.reap_orphaned_calls", "schedule": 30.0},
     # Sends webhook retries whose time came and deliveries whose sender died.
     "sweep-webhooks": {"task": "webhooks.sweep", "schedule": 5.0},
     "prune-webhook-log": {"task": "webhooks.prune", "schedule": 3600.0},
@@ -186,8 +193,18 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Running on several machines (README "Running on several machines"). How many calls one web process
+# carries before the deployment counts it full (measured: bench.calls), how long a stopping web process lets
+# its calls finish, and how often each web process tells the others (through Redis) it is alive.
+MAX_CALLS_PER_PROCESS = int(env("MAX_CALLS_PER_PROCESS", "50"))
+DRAIN_TIMEOUT_S = int(env("DRAIN_TIMEOUT_S", "60"))
+HEARTBEAT_INTERVAL_S = int(env("HEARTBEAT_INTERVAL_S", "5"))
+
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    # channels_redis waits for messages with a 5 s BZPOPMIN; redis-py's default socket timeout is also 5 s and
+    # would often fire first, failing the wait (live control listens on every call): give the socket more.
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]}},
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
@@ -251,13 +268,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to disk
 
 # Vendors: keys, and a base URL each (regional endpoint, self-hosted, proxy or a local fake).
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
-ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+ANTHROPIC_BASE_URL = environment.vendor_base_url(env("ANTHROPIC_BASE_URL", "https://api.anthropic.com"))
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")
-DEEPGRAM_BASE_URL = env("DEEPGRAM_BASE_URL", "https://api.deepgram.com")
+DEEPGRAM_BASE_URL = environment.vendor_base_url(env("DEEPGRAM_BASE_URL", "https://api.deepgram.com"))
 # How long Deepgram waits in silence before it finalizes what the caller said (its endpointing).
 STT_ENDPOINTING_MS = int(env("STT_ENDPOINTING_MS", "300"))
 CARTESIA_API_KEY = env("CARTESIA_API_KEY")
-CARTESIA_BASE_URL = env("CARTESIA_BASE_URL", "https://api.cartesia.ai")
+CARTESIA_BASE_URL = environment.vendor_base_url(env("CARTESIA_BASE_URL", "https://api.cartesia.ai"))
 # Any OpenAI-compatible chat server (OpenAI, Groq, Together, vLLM, Ollama, llama.cpp) for bots whose
 # answer_llm.provider is `openai`. A server on another host than api.openai.com may need no key.
 OPENAI_API_KEY = env("OPENAI_API_KEY")
@@ -277,7 +294,7 @@ EMBEDDING_BATCH_SIZE = int(env("EMBEDDING_BATCH_SIZE") or "64")  # texts per req
 EMBEDDING_CONCURRENCY = int(env("EMBEDDING_CONCURRENCY") or "4")  # requests at a time
 EMBEDDING_TIMEOUT_S = float(env("EMBEDDING_TIMEOUT_S") or "10")
 EMBEDDING_MAX_RETRIES = int(env("EMBEDDING_MAX_RETRIES") or "3")
-PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
+PLIVO_API_BASE_URL = environment.vendor_base_url(env("PLIVO_API_BASE_URL", "https://api.plivo.com"))
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)

@@ -4,7 +4,8 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from voicebots.telephony.transfer import transfer_xml
+from voicebots.calls.live_views import live_command
+from voicebots.telephony.transfer import transfer_announcement, transfer_xml
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,7 +18,9 @@ urlpatterns = [
             name="api-redoc"),
     path("console/", include("voicebots.console.urls")),
     path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),
+    path("calls/<uuid:call_id>/live/<slug:command>/", live_command, name="call-live-command"),
     path("plivo/transfer/<uuid:call_id>/", transfer_xml, name="plivo-transfer"),
+    path("plivo/transfer/<uuid:call_id>/announcement/", transfer_announcement, name="plivo-transfer-announcement"),
     path("", include("voicebots.web.urls")),
     path("", include("voicebots.api.urls")),
 ]

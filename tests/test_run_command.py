@@ -53,12 +53,12 @@ def alive(pids: set[int]) -> set[int]:
             and " Z " not in Path(f"/proc/{pid}/stat").read_text()}
 
 
-def read_banner(runner) -> str:
-    """What the run command prints up to the line naming its servers."""
+def read_banner(runner, until: str = "Database:") -> str:
+    """What the run command prints up to the line starting with `until`."""
     lines = []
     for line in runner.stdout:
         lines.append(line)
-        if line.startswith("Database:"):
+        if line.startswith(until):
             return "".join(lines)
     raise AssertionError("the run command stopped early:\n" + "".join(lines))
 
@@ -96,17 +96,30 @@ def test_run_serves_everything_then_stops_every_server(tmp_path, stop_signal):
         banner = read_banner(runner)
         assert "auth_token" in banner  # first run prints the credentials once
         redis_socket = banner.split("Redis: unix://", 1)[1].split()[0]
-        assert wait_for(f"http://127.0.0.1:{port}/healthz", 90).json() == {"status": "ok"}
+        ready = read_banner(runner, until="Voicebots is running")
+        assert "ready in" in ready.splitlines()[-1]
+        # The banner comes once the web answers: no waiting for it after.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/admin/login/").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/schema/").status_code == 200
         assert processes_mentioning(str(dev_dir)), "the embedded PostgreSQL should be running"
-        children = descendants(runner.pid)
-        web = [pid for pid in children if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        assert len(web) == 2, "two web processes share the port"
+        deadline = time.monotonic() + 30  # the worker and beat start after the web
+        while time.monotonic() < deadline:
+            children = descendants(runner.pid)
+            commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children
+                        if Path(f"/proc/{pid}").exists()]
+            if any(b"worker" in c for c in commands) and any(b"beat" in c for c in commands):
+                break
+            time.sleep(0.3)
+        assert sum(b"config.web_process" in c for c in commands) == 2, "two web processes share the port"
+        assert any(b"celery" in c and b"worker" in c for c in commands)
+        assert any(b"celery" in c and b"beat" in c for c in commands)
         assert redis_answers(redis_socket), "the embedded Redis should be running"
     finally:
         runner.send_signal(stop_signal)
-        output, _ = runner.communicate(timeout=60)
+        output, _ = runner.communicate(timeout=90)
+    assert "terminate called" not in output and "Traceback" not in output, output[-3000:]
+    assert "draining" in output and "Stopped." in output, output[-3000:]
     time.sleep(0.5)
     leftovers = processes_mentioning(str(dev_dir))
     assert leftovers == [], leftovers

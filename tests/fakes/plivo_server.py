@@ -13,7 +13,9 @@ a slash, bodies are JSON, auth is HTTP Basic with the account's auth id and toke
 With `plan` set (a CallPlan, or a function of the FakeCall returning one), the fake also plays Plivo's part
 of every call it fires: it POSTs signed ring, answer, machine-detection and hangup callbacks (V3 signatures
 made with the auth token) to the URLs it was given, follows the answer XML (Stream, Speak, Hangup) and
-honours hang-ups and transfers made through the API meanwhile.
+honours hang-ups and transfers made through the API meanwhile. A transfer's XML is fetched and followed: a Dial
+with `confirmSound` (a warm transfer) has that URL fetched too, as Plivo does when the person dialled answers, and
+the XML it returned (what they heard before being joined) kept in `call.announcements`.
 """
 from __future__ import annotations
 
@@ -84,6 +86,7 @@ class FakeCall:
     answer_xml: str = ""
     transfers: list = field(default_factory=list)  # (url, xml fetched)
     transferring: list = field(default_factory=list)  # threads fetching a transfer's XML
+    announcements: list = field(default_factory=list)  # XML of a warm transfer's confirmSound, as fetched
     callbacks: list = field(default_factory=list)  # (kind, our app's status code, sent at, answered at)
     ended: threading.Event = field(default_factory=threading.Event)
     end_status: str = ""
@@ -385,6 +388,13 @@ class FakePlivo:
         xml = self._callback(call, "transfer", url, {"CallStatus": "in-progress", "Event": "Redirect"})
         call.transfers[-1] = (url, xml)
         self._follow(call, xml)
+        try:
+            dial = ElementTree.fromstring(xml).find("Dial") if xml else None
+        except ElementTree.ParseError:
+            dial = None
+        if dial is not None and dial.get("confirmSound"):  # the person dialled answered: they hear it first
+            call.announcements.append(self._callback(call, "confirm_sound", dial.get("confirmSound"), {
+                "CallStatus": "in-progress", "Event": "DialAnswer", "DialBLegStatus": "answer"}))
 
     def _hang_up(self, call: FakeCall, source: str) -> None:
         status = "completed" if call.status == "in-progress" else "cancel"

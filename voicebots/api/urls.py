@@ -48,6 +48,8 @@ urlpatterns = [
     *resource("Knowledgebase", KnowledgebaseViewSet, "knowledgebase"),
     *[re_path(rf"{ACCOUNT}Call/(?P<call_id>[^/]+)/{action}/?$", view, name=f"plivo-call-{action}")
       for action, view in OUTBOUND_CALL_WEBHOOKS.items()],
+    *[re_path(rf"{ACCOUNT}Call/{ITEM}/{action}/?$", CallViewSet.as_view({"post": action}), name=f"call-{action}")
+      for action in ("end", "say", "transfer")],
     re_path(rf"{ACCOUNT}Call/{ITEM}/recording/?$",
             CallRecordingViewSet.as_view({"get": "retrieve", "delete": "destroy"}), name="call-recording"),
     re_path(rf"{ACCOUNT}Call/?$", CallViewSet.as_view({"get": "list", "post": "create"}), name="call-list"),

@@ -24,6 +24,7 @@ from typing import Protocol, Sequence
 
 from django.utils import timezone
 
+from voicebots.calls import live as live_control
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.calls.templating import personalized
@@ -68,8 +69,9 @@ class Leg(Protocol):
         """End the call on the transport's network and close the socket (after the runtime has ended it)."""
         ...
 
-    async def transfer(self, destination: str) -> bool:
-        """Hand the caller over to `destination`; False when that is refused or impossible."""
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """Hand the caller over to `destination`; False when that is refused or impossible. A `summary` (live
+        control's warm transfer) is said to whoever answers before the caller is joined."""
         ...
 
 
@@ -115,8 +117,8 @@ class _PipelineTransport:
     async def send_dtmf(self, digits: str) -> None:
         await self._leg.send_dtmf(digits)
 
-    async def transfer(self, destination: str) -> bool:
-        return await self._leg.transfer(destination)
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        return await (self._leg.transfer(destination, summary) if summary else self._leg.transfer(destination))
 
     async def hang_up(self) -> None:
         # In a task of its own: the pipeline calls this from its own tasks, which ending the call cancels.
@@ -162,6 +164,7 @@ class CallRuntime:
         self.live = live
         self.handler: CallHandler | None = None
         self.fillers: dict[str, str] = {}
+        self.control: live_control.LiveCall | None = None  # commands from any web process
         self.recording = NO_RECORDING
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
@@ -180,6 +183,10 @@ class CallRuntime:
         self.taps.append(self.recording)
         self.handler = self._build_handler(conversation, detector)
         await self.handler.start()
+        # From here on the call is counted, and takes commands from any web process (calls/live.py).
+        self.control = await live_control.attach(str(self.call.id), self.handler, self.hang_up)
+        if self.ended:  # the call ended while it was being attached: it is not carried any more
+            await self.control.leave()
 
     def _load_conversation(self) -> BotRuntime | None:
         """The bot's conversation settings, or None when a vendor the call needs cannot be used (recorded on the
@@ -268,6 +275,8 @@ class CallRuntime:
         if self.ended:
             return
         self.ended = True
+        if self.control is not None:
+            await self.control.leave()
         ended_at = time.monotonic()  # the recording ends here, not once the vendors' sockets are closed
         handler, self.handler = self.handler, None
         if handler is not None:

@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
 from voicebots.analysis.admin import analysis_html
 
+from .live import is_streaming
 from .models import Call
 
 
@@ -35,6 +36,11 @@ class CallAdmin(AccountScopedAdmin):
         """The call's page in the console: its recording, timeline and latency per turn."""
         url = reverse("console:call", args=[obj.account.auth_id, obj.pk])
         return format_html('<a href="{}">Listen and inspect</a>', url)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A live call gets the live-call buttons (templates/calls/live_controls.html).
+        context["live_call"] = obj is not None and is_streaming(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="Turns")
     def turn_count(self, obj):

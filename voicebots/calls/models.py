@@ -46,6 +46,8 @@ class Call(models.Model):
     hangup_cause = models.CharField(max_length=128, blank=True, default="")
     end_reason = models.CharField(max_length=255, blank=True, default="",
                                   help_text="Why the call ended, in words (e.g. the caller hung up).")
+    web_process = models.CharField(max_length=128, blank=True, default="",
+                                   help_text="The web process that carries (or carried) the call's stream.")
     history = models.JSONField(default=list, blank=True, help_text="The conversation as the model saw it.")
     analysis = models.JSONField(null=True, blank=True, help_text="Post-call analysis, once the call has ended.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -54,7 +56,10 @@ class Call(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["account", "-created_at"]), models.Index(fields=["call_uuid"]),
-                   models.Index(fields=["voicebot", "status"])]
+                   models.Index(fields=["voicebot", "status"]),
+                   # The reaper's question: which streaming calls does each web process carry?
+                   models.Index(fields=["web_process"], condition=models.Q(status="in-progress"),
+                                name="calls_streaming_by_process")]
 
     def __str__(self):
         return f"{self.direction} {self.from_number} -> {self.to_number} ({self.status})"

@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from voicebots.api.serializers import StrictSerializer
-from voicebots.bots.models import Voicebot
+from voicebots.bots.models import Voicebot, validate_transfer_destination
 
 from . import templating
 from .models import Call, CallEvent, CallTurn
@@ -153,3 +153,28 @@ class OutboundCallSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 {"voicemail_message": ['Needs machine_detection "true": the message is left when a machine answers.']})
         return attrs
+
+
+# --- Live control (POST Call/{id}/end|say|transfer) -----------------------------------------------------------
+
+LIVE_TEXT_MAX = 1000
+
+
+class EndCallSerializer(StrictSerializer):
+    say = serializers.CharField(required=False, allow_blank=True, max_length=LIVE_TEXT_MAX, default="",
+                                help_text="A goodbye the bot says before it hangs up.")
+
+
+class SayOnCallSerializer(StrictSerializer):
+    text = serializers.CharField(max_length=LIVE_TEXT_MAX, help_text="What the bot says to the caller.")
+    interrupt = serializers.BooleanField(required=False, default=False,
+                                         help_text="Cut the bot off and say it at once, instead of at the next "
+                                                   "turn boundary.")
+
+
+class TransferCallSerializer(StrictSerializer):
+    to = serializers.CharField(max_length=255, validators=[validate_transfer_destination],
+                               help_text="An E.164 number (+14155550123) or a SIP URI (sip:desk@example.com).")
+    summary = serializers.CharField(required=False, allow_blank=True, max_length=LIVE_TEXT_MAX, default="",
+                                    help_text="Said to the person who answers before the caller is joined "
+                                              "(a warm transfer); without it the transfer is cold.")

@@ -64,7 +64,8 @@ def finalize(call: Call, *, status: str | None = None, reason: str = "", hangup_
         call.ended_at = now
     elif status and status != call.status and status != Call.Status.COMPLETED:
         call.status = status  # e.g. a hangup callback saying "busy" after the stream closed
-    call.end_reason = call.end_reason or reason
+    # A reason may quote a vendor's error at length: it is cut to fit rather than fail the call's end.
+    call.end_reason = call.end_reason or reason[:Call._meta.get_field("end_reason").max_length]
     call.hangup_cause = hangup_cause or call.hangup_cause
     if duration_seconds is not None:
         call.duration_seconds = duration_seconds

@@ -11,10 +11,12 @@ from voicebots.providers.plivo_api import PlivoApiError
 from voicebots.telephony import rest
 from voicebots.telephony.api_errors import api_error
 
+from . import live
 from . import services as calls
 from . import templating
 from .models import Call
-from .serializers import CallDetailSerializer, CallSerializer, OutboundCallSerializer
+from .serializers import (CallDetailSerializer, CallSerializer, EndCallSerializer, OutboundCallSerializer,
+                          SayOnCallSerializer, TransferCallSerializer)
 
 
 class CallViewSet(AccountResourceViewSet):
@@ -82,3 +84,30 @@ class CallViewSet(AccountResourceViewSet):
         else:
             calls.finalize(call, status=Call.Status.CANCELED, reason="Hung up through the API.")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # Live control: the command reaches the call on whichever web process carries it (calls/live.py).
+
+    @extend_schema(request=EndCallSerializer, responses={202: None})
+    def end(self, request, *args, **kwargs):
+        """The bot says the goodbye (if any) and hangs up."""
+        return self._live_command(request, "end", EndCallSerializer, "call end requested")
+
+    @extend_schema(request=SayOnCallSerializer, responses={202: None})
+    def say(self, request, *args, **kwargs):
+        """The bot says the text at the next turn boundary, or at once with `interrupt`."""
+        return self._live_command(request, "say", SayOnCallSerializer, "text queued")
+
+    @extend_schema(request=TransferCallSerializer, responses={202: None})
+    def transfer(self, request, *args, **kwargs):
+        """The bot tells the caller, then hands them to `to`; a `summary` is said to whoever answers first."""
+        return self._live_command(request, "transfer", TransferCallSerializer, "call transfer requested")
+
+    def _live_command(self, request, command: str, serializer_class, message: str):
+        call = self.get_object()
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            live.send_command(call, command, **serializer.validated_data)
+        except live.NotLive as error:
+            raise Conflict(str(error))
+        return Response({"message": message, "id": str(call.id)}, status=status.HTTP_202_ACCEPTED)

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from voicebots.bots.models import Voicebot
+from voicebots.calls.live import is_streaming
 from voicebots.recordings import services as recordings
 from voicebots.recordings.responses import audio_response
 
@@ -92,7 +93,8 @@ def call_detail(request, auth_id, call_id):
     peaks = recordings.peaks(recording) if recording is not None else None
     turns, events = inspector.lay_out(call, recording, peaks)
     return render(request, "console/call.html", _context(
-        request, account, section="calls", call=call, recording=recording, turns=turns, events=events,
+        request, account, section="calls", call=call, live_call=is_streaming(call), recording=recording, turns=turns,
+        events=events,
         markers=[{"at": view.at_s, "seek": view.seek_s, "index": view.turn.index} for view in turns
                  if view.at_s is not None],
         event_marks=[{"at": view.at_s, "kind": view.event.kind} for view in events if view.at_s is not None]))

@@ -58,9 +58,10 @@ class PlivoLeg:
     async def send_dtmf(self, digits: str) -> None:
         self.outbox.put_message(self.codec.send_dtmf(digits))
 
-    async def transfer(self, destination: str) -> bool:
-        """Hand the caller over through Plivo; the stream then stops and the runtime finalizes the record."""
-        return await in_call_database_thread(transfer_call)(self.consumer.call, destination)
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """Hand the caller over through Plivo (warm with a `summary`: see transfer.py); the stream then stops
+        and the runtime finalizes the record."""
+        return await in_call_database_thread(transfer_call)(self.consumer.call, destination, summary)
 
     async def hang_up(self) -> None:
         await in_call_database_thread(hang_up_call)(self.consumer.call)

@@ -98,15 +98,16 @@ def send_to_voicemail(call: Call) -> None:
     plivo_api_for(call.account).transfer(call.call_uuid, call_url(call, "voicemail"))
 
 
-def transfer_call(call: Call, destination: str) -> bool:
-    """Move a live call to `destination` (E.164 or sip: URI); failures are recorded on the call, never raised."""
+def transfer_call(call: Call, destination: str, summary: str = "") -> bool:
+    """Move a live call to `destination` (E.164 or sip: URI), warm when a `summary` is given (the person who
+    answers hears it first: see transfer.py); failures are recorded on the call, never raised."""
     from .transfer import transfer_url
 
     try:
-        plivo_api_for(call.account).transfer(call.call_uuid, transfer_url(call.id, destination))
+        plivo_api_for(call.account).transfer(call.call_uuid, transfer_url(call.id, destination, summary))
     except (PlivoNotConfigured, PlivoApiError) as error:
         logger.warning("Plivo transfer of call %s failed: %s", call.id, error)
         calls.record_event(call, "transfer_error", destination=destination, error=str(error)[:500])
         return False
-    calls.record_event(call, "transferred", destination=destination)
+    calls.record_event(call, "transferred", destination=destination, **({"summary": summary} if summary else {}))
     return True

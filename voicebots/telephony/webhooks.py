@@ -18,13 +18,16 @@ from voicebots.api.errors import error_response
 from voicebots.bots.models import Voicebot
 from voicebots.calls import services as calls
 from voicebots.calls.models import Call
-from voicebots.providers.plivo_api import (PlivoApiError, hangup_xml, signature_is_valid, stream_answer_xml,
-                                           voicemail_xml)
+from voicebots.deployment import capacity
+from voicebots.providers.plivo_api import (PlivoApiError, hangup_xml, signature_is_valid, speak_and_hangup_xml,
+                                           stream_answer_xml, voicemail_xml)
 
 from . import nonces, rest
 from .tokens import stream_token
 
 logger = logging.getLogger(__name__)
+
+AT_CAPACITY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 
 
 def _bot(auth_id: str, bot_id: str) -> Voicebot | None:
@@ -97,10 +100,23 @@ def stream_to_bot(bot, call) -> HttpResponse:
     return xml_response(stream_answer_xml(socket_url, status_url))
 
 
+def connect_or_refuse(bot, call) -> HttpResponse:
+    """Connect the call to the bot if the deployment has room for it; if not, the caller is told so politely
+    (not a dead line) and the record says why (deployment/capacity.py)."""
+    if call.has_ended:  # Plivo asking again about a call already refused or over
+        return xml_response(hangup_xml())
+    admission = capacity.admit(str(call.id))
+    if admission.admitted:
+        return stream_to_bot(bot, call)
+    calls.record_event(call, "refused_at_capacity", capacity=admission.capacity, load=admission.load)
+    calls.finalize(call, status=Call.Status.FAILED, reason=admission.reason)
+    return xml_response(speak_and_hangup_xml(AT_CAPACITY))
+
+
 @plivo_webhook
 def inbound_call(request, bot):
     """Plivo's answer URL: create the call record and connect the call's audio to the bot."""
-    return stream_to_bot(bot, calls.answered_inbound(bot, request.POST))
+    return connect_or_refuse(bot, calls.answered_inbound(bot, request.POST))
 
 
 def _call_of(bot, params) -> Call | None:
@@ -152,7 +168,7 @@ def _answer_machine(call) -> HttpResponse:
         return xml_response(voicemail_xml(options["voicemail_message"]))
     if options.get("machine_detection") == "hangup":
         return xml_response(hangup_xml())
-    return stream_to_bot(call.voicebot, call)
+    return connect_or_refuse(call.voicebot, call)
 
 
 @plivo_call_webhook
@@ -166,7 +182,7 @@ def outbound_answer(request, call):
         return xml_response(hangup_xml())
     if str(request.POST.get("Machine", "")).lower() == "true" and calls.machine_detected(call, request.POST):
         return _answer_machine(call)
-    return stream_to_bot(call.voicebot, call)
+    return connect_or_refuse(call.voicebot, call)
 
 
 @plivo_call_webhook

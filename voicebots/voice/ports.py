@@ -43,8 +43,10 @@ class Transport(Protocol):
         """End the call."""
         ...
 
-    async def transfer(self, destination: str) -> bool:
-        """Hand the caller to `destination` (an E.164 number or a sip: URI); False if the network refused."""
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """Hand the caller to `destination` (an E.164 number or a sip: URI); False if the network refused.
+        With a `summary` (live control's warm transfer), the person who answers hears it before the caller is
+        joined; the session passes it only when there is one."""
         ...
 
     async def send_dtmf(self, digits: str) -> None:

@@ -39,6 +39,7 @@ from .control import CallControl, ControlAction
 from .dead_air import DeadAirWatch
 from .heard import history_after_greeting, history_after_reply
 from .listening import SpeechListener
+from .operator import history_with_bot_line
 from .options import DEFAULT_APOLOGY, SessionOptions
 from .playout import Playout
 from .ports import (
@@ -68,6 +69,7 @@ __all__ = ["CallSession", "SessionOptions", "DEFAULT_APOLOGY"]
 logger = logging.getLogger(__name__)
 
 VAD_RECHECK_S = 0.3  # interim words wait this long for the voice detector to hear the speech behind them
+OUTSIDE_LINE_CHECK_S = 0.05  # how often a line said from outside checks for the next turn boundary
 
 
 class CallSession:
@@ -171,6 +173,68 @@ class CallSession:
         if turn is not None and not turn.recorded:  # the call ended during this turn: it was cut short
             turn.interrupted = True
             await self._write_record(turn)
+
+    # --- Live control: what an operator asks of the call from outside -------------------------------
+
+    def say(self, text: str, *, interrupt: bool = False) -> bool:
+        """Speak `text` to the caller: once the bot's current turn has been heard and the caller is not
+        speaking, or at once (cutting the bot off) with `interrupt`. The line joins the history as the bot's,
+        as far as the caller heard it. False when the call can no longer speak (closing or stopped)."""
+        text = text.strip()
+        if not text or self._closing or self._stopped:
+            return False
+        return self._spawn(self._say_from_outside(text, interrupt)) is not None
+
+    def end(self, goodbye: str = "") -> bool:
+        """End the call: say `goodbye` first (cutting the bot off; the caller can no longer interrupt), then
+        hang up. False when the call has already stopped."""
+        if self._stopped:
+            return False
+        self._closing = True
+        goodbye = goodbye.strip()
+        return self._spawn(self._say_goodbye(goodbye) if goodbye else self._transport.hang_up()) is not None
+
+    def transfer(self, to: str, summary: str = "") -> bool:
+        """Hand the caller to `to` (E.164 or sip: URI) after the transfer line; with a `summary`, the transport
+        has it said to the person who answers before the caller is joined (a warm transfer). A refused
+        transfer is recorded and the caller told so. False when the call can no longer act."""
+        if self._closing or self._stopped:
+            return False
+        self._closing = True
+        return self._spawn(self._transfer_from_outside(to, summary.strip())) is not None
+
+    async def _say_from_outside(self, text: str, interrupt: bool) -> None:
+        if interrupt:
+            if self._bot_busy():
+                await self._interrupt()
+        else:
+            while self._anyone_busy():
+                await asyncio.sleep(OUTSIDE_LINE_CHECK_S)
+        if self._closing:
+            return
+        turn = self._new_turn("prompt", "", Timeline.now())
+        turn.task = asyncio.current_task()
+        try:
+            await self._speak_text(turn, text)
+            self._finish_sending(turn)
+            await self._wait_heard(turn)
+        finally:  # also on a barge-in: the history keeps what was heard
+            if heard := self._playout.heard_text(turn.index).strip():
+                self.history = history_with_bot_line(self.history, heard)
+
+    async def _transfer_from_outside(self, to: str, summary: str) -> None:
+        if self._bot_busy():
+            await self._interrupt()
+        turn = self._new_turn("prompt", "", Timeline.now())
+        turn.task = asyncio.current_task()
+        await self._speak_text(turn, self._options.transfer_text)
+        self._finish_sending(turn)
+        await self._wait_heard(turn)
+        moved = await (self._transport.transfer(to, summary=summary) if summary else self._transport.transfer(to))
+        if not moved:
+            await self._incident("transfer_failed", to)
+            self._closing = False
+            self._spawn(self._say(self._options.transfer_failed_text))
 
     # --- The task group -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from django.templatetags.static import static
 
 from voicebots.accounts.services import account_of_user
 from voicebots.callruntime.vendors import missing_keys
+from voicebots.deployment import registry as deployment
 from voicebots.vendors import registry
 
 from .access import bot_for_user
@@ -31,6 +32,8 @@ def favicon(request):
 
 
 def healthz(request):
+    if deployment.is_draining():  # a load balancer stops sending new connections here
+        return JsonResponse({"status": "draining", "calls": deployment.live_calls()}, status=503)
     with connection.cursor() as cursor:
         cursor.execute("select 1")
     return JsonResponse({"status": "ok"})

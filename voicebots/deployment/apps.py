@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DeploymentConfig(AppConfig):
+    name = "voicebots.deployment"
+    verbose_name = "Deployment"
