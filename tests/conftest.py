@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+pytest_plugins = ["tests.network_guard", "pytester"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
