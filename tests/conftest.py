@@ -7,6 +7,26 @@ pytest_plugins = ["tests.network_guard", "pytester"]
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _quick_flush(django_db_setup, django_db_blocker):
+    """Transactional tests end by emptying only the tables they wrote (tests/database.py)."""
+    from tests import database
+
+    with django_db_blocker.unblock():
+        database.install()
+    yield
+    database.uninstall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing():
+    """Users' passwords are hashed with few rounds (tests/passwords.py)."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.passwords.QuickPBKDF2PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     """Calls' database threads outlive the tests that used them, and under pytest-django their last
     connections stay open; end them so the test database can be dropped."""
