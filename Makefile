@@ -8,13 +8,13 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed
 	$(BIN)/python manage.py run
 
-# Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one). Most of a test's time is waiting
-# on sockets, servers and subprocesses, so two workers nearly halve the run even on two cores. loadgroup keeps
-# the tests of a module marked xdist_group on one worker (they share a server).
+# Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
+# out). Most of a test's time is waiting on sockets, servers and subprocesses, so two workers nearly halve the
+# run even on two cores.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench

@@ -6,6 +6,16 @@ import pytest
 pytest_plugins = ["tests.network_guard", "pytester"]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n N` (--dist load, the default) shares the tests out as tests/scheduling.py says."""
+    if config.getvalue("dist") == "load":
+        from tests.scheduling import TestScheduling
+
+        return TestScheduling(config, log)
+    return None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _quick_flush(django_db_setup, django_db_blocker):
     """Transactional tests end by emptying only the tables they wrote (tests/database.py)."""

@@ -19,8 +19,8 @@ from voicebots.telephony.management.commands.simulate_call import answer
 from voicebots.telephony.simulator import PlivoCallSimulator
 from voicebots.web.voice_simulator import BrowserCallSimulator
 
-# One worker runs the whole module under `pytest -n`, so that its tests share the module's web server.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("call_simulators")]
+# Under `pytest -n`, one worker runs the whole module (tests/scheduling.py): its tests share a web server.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")

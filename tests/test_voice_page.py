@@ -18,8 +18,8 @@ from tests.fakes.deepgram_server import FakeDeepgram
 from tests.live_app import LiveApp
 from voicebots.voice.audio import resample
 
-# One worker runs the whole module under `pytest -n`, so that its tests share the module's web server.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("voice_page")]
+# Under `pytest -n`, one worker runs the whole module (tests/scheduling.py): its tests share a web server.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
