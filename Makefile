@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: run test bench install clean-dev
 
+# The development run: DEBUG is on unless DEBUG is set (everything else defaults to production).
 run: $(VENV)/.installed
-	$(BIN)/python manage.py run
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
 # out). Most of a test's time is waiting on sockets, servers and subprocesses, so two workers nearly halve the

@@ -1,9 +1,9 @@
 """Run every benchmark: `.venv/bin/python -m bench [--quick]` (or `make bench`)."""
 import sys
 
-from bench import bargein, browser, calls, campaigns, conversation, embeddings, knowledge, webhooks
+from bench import bargein, browser, calls, campaigns, console, conversation, embeddings, knowledge, webhooks
 
-BENCHMARKS = [knowledge, embeddings, conversation, calls, browser, bargein, campaigns, webhooks]
+BENCHMARKS = [knowledge, embeddings, conversation, calls, browser, bargein, campaigns, webhooks, console]
 
 
 def main() -> None:

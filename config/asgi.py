@@ -9,11 +9,15 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
+from config import http_limits  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from voicebots.providers.silero_vad import shared_detector  # noqa: E402
 
 # The voice detector's model loads now, in the background, rather than during the first call's start.
 threading.Thread(target=shared_detector, name="silero-vad-load", daemon=True).start()
+
+# Daphne answers oversized URLs and headers with 414/431 instead of dropping the connection.
+http_limits.install()
 
 application = ProtocolTypeRouter(
     {

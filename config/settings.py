@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from voicebots.core.rates import parse_rate
+
 from . import embedded
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,7 +41,8 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: `make run`, the development run, asks for it (DEBUG=true unless set; see the Makefile).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY") or _dev_secret_key()
 
 # The https URL Plivo (and browsers) reach this app at. Absolute URLs handed out by the API
@@ -50,9 +53,29 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"127.0.0.1,localhost,{_public_host}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", PUBLIC_BASE_URL)
 
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto/Host so request URLs are the public ones.
-if env_bool("TRUST_PROXY_HEADERS", False):
+TRUST_PROXY_HEADERS = env_bool("TRUST_PROXY_HEADERS", False)
+if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# HTTPS protections follow the public URL: served over https (production), plain http is redirected, cookies
+# are https-only and browsers are told to stay on https (HSTS). Each can be set on its own.
+_HTTPS = PUBLIC_BASE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _HTTPS)
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if _HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading asks browsers to hard-code https for the whole registrable domain: the domain's owner decides that
+# (README), so `check --deploy` does not nag about leaving it off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# A load balancer's health checks reach the app directly, without TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Admin sign-in: after this many failures for one user name from one address, that pair waits this long.
+ADMIN_LOGIN_MAX_FAILURES = int(env("ADMIN_LOGIN_MAX_FAILURES", "5"))
+ADMIN_LOGIN_LOCKOUT_SECONDS = int(env("ADMIN_LOGIN_LOCKOUT_SECONDS", "900"))
 
 INSTALLED_APPS = [
     "daphne",
@@ -82,6 +105,8 @@ INSTALLED_APPS = [
     "voicebots.api",
     "voicebots.web",
     "voicebots.vendors",
+    "voicebots.recordings",
+    "voicebots.console",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +175,11 @@ CELERY_BEAT_SCHEDULE = {
     "prune-webhook-log": {"task": "webhooks.prune", "schedule": 3600.0},
     # Analyses whose task was lost (broker down at hang-up, worker killed) are queued again.
     "sweep-analyses": {"task": "analysis.sweep", "schedule": 60.0},
+    # Recordings past their account's retention leave storage; recordings of a process that died are finished.
+    "delete-expired-recordings": {"task": "recordings.delete_expired", "schedule": 3600.0},
+    "sweep-recordings": {"task": "recordings.sweep", "schedule": 300.0},
+    # The console's overview reads hourly call statistics, brought up to date every minute.
+    "refresh-call-stats": {"task": "console.refresh_stats", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # The queue tasks go to unless routed otherwise (tests give their workers a queue of their own).
@@ -177,6 +207,37 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or embedded.DEV_DIR / "media")
+
+# Call recordings: on local disk under MEDIA_ROOT by default, or in an S3-compatible bucket with
+# RECORDINGS_STORAGE=s3 (django-storages). A bucket's recordings are written to RECORDINGS_SPOOL_DIR on the
+# web machine during the call and copied to the bucket when it ends.
+RECORDINGS_STORAGE = env("RECORDINGS_STORAGE", "local").lower()
+RECORDINGS_SPOOL_DIR = Path(env("RECORDINGS_SPOOL_DIR") or embedded.DEV_DIR / "recordings-spool")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "recordings": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+}
+if RECORDINGS_STORAGE == "s3":
+    from botocore.config import Config as _S3ClientConfig
+
+    STORAGES["recordings"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env("RECORDINGS_S3_BUCKET"),
+        "endpoint_url": env("RECORDINGS_S3_ENDPOINT_URL") or None,  # any S3-compatible service; unset: AWS
+        "region_name": env("RECORDINGS_S3_REGION") or None,
+        "access_key": env("RECORDINGS_S3_ACCESS_KEY_ID") or None,  # unset: the machine's own AWS credentials
+        "secret_key": env("RECORDINGS_S3_SECRET_ACCESS_KEY") or None,
+        "location": env("RECORDINGS_S3_PREFIX"),
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": True,
+        # Outgoing requests have timeouts; "path" addressing suits MinIO and most S3-compatible services.
+        "client_config": _S3ClientConfig(
+            connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": env("RECORDINGS_S3_ADDRESSING_STYLE", "auto")}),
+    }}
+elif RECORDINGS_STORAGE != "local":
+    raise ValueError(f"RECORDINGS_STORAGE must be 'local' or 's3', not {RECORDINGS_STORAGE!r}.")
 
 # Secrets at rest (Plivo tokens, webhook secrets, stream tokens) are Fernet-encrypted.
 # FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest first (older ones still decrypt).
@@ -220,6 +281,8 @@ PLIVO_API_BASE_URL = env("PLIVO_API_BASE_URL", "https://api.plivo.com")
 # Plivo's webhooks are refused unless signed with the account's Plivo token. Turn this off only to
 # try the product locally without a Plivo account.
 PLIVO_VERIFY_SIGNATURES = env_bool("PLIVO_VERIFY_SIGNATURES", True)
+# How long a signed Plivo request's nonce is remembered so that a replay of the request is refused.
+PLIVO_NONCE_TTL = int(env("PLIVO_NONCE_TTL", str(24 * 3600)))
 # How long the stream token in the answer XML stays valid for the WebSocket to connect.
 STREAM_TOKEN_MAX_AGE = int(env("STREAM_TOKEN_MAX_AGE", "300"))
 
@@ -257,6 +320,11 @@ ANALYSIS_LLM_MODEL = env("ANALYSIS_LLM_MODEL")
 ANALYSIS_LLM_TIMEOUT_SECONDS = float(env("ANALYSIS_LLM_TIMEOUT_SECONDS", "30"))
 ANALYSIS_RETRY_DELAYS = [int(delay) for delay in env_list("ANALYSIS_RETRY_DELAYS", "10,60,300")]
 
+# API rate limits per account and class of endpoint, as COUNT/PERIOD in short windows (voicebots/api/rate_limits.py).
+_RATE_DEFAULTS = {"read": "300/10s", "write": "100/10s", "chat": "20/10s", "upload": "5/10s", "search": "60/10s"}
+API_RATE_LIMITS = {kind: parse_rate(f"API_RATE_LIMIT_{kind.upper()}", env(f"API_RATE_LIMIT_{kind.upper()}", default))
+                   for kind, default in _RATE_DEFAULTS.items()}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "voicebots.accounts.authentication.AccountBasicAuthentication",
@@ -265,25 +333,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["voicebots.accounts.authentication.IsAccountOnPath"],
     "DEFAULT_RENDERER_CLASSES": ["voicebots.api.rendering.ApiJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "voicebots.api.parsers.SafeJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.throttling.AccountRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "1200/min")},
+    "DEFAULT_THROTTLE_CLASSES": ["voicebots.api.rate_limits.EndpointClassThrottle"],
     "EXCEPTION_HANDLER": "voicebots.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "voicebots.api.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voicebots API",
-    "DESCRIPTION": "Voice bots, functions and knowledge for AI phone agents on Plivo.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Errors, api_id and rate-limit headers of every operation (the info description is written there too).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "voicebots.api.openapi_hooks.describe_shared_answers"],
 }
 
 LOGIN_URL = "admin:login"

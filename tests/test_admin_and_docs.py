@@ -62,7 +62,7 @@ def test_member_adds_a_bot_in_the_admin_and_it_lands_in_their_account(client, ap
     client.login(username="staffer", password="a-long-password-123")
     form = {"name": "Admin-made", "prompt": "", "welcome_message": "", "llm_provider": "anthropic",
             "llm_model": "claude-haiku-5-5", "tts_provider": "cartesia", "tts_voice": "v", "stt_provider": "deepgram",
-            "stt_language": "en", "call_timeout": 30, "max_call_duration": 1800}
+            "stt_language": "en", "call_timeout": 30, "max_call_duration": 1800, "interruption_min_words": 1}
     response = client.post("/admin/bots/voicebot/add/", form)
     assert response.status_code == 302, response.content[:2000]
     assert Voicebot.objects.get(name="Admin-made").account == api.account

@@ -653,7 +653,7 @@ def test_admin_adds_a_campaign_with_contacts_from_csv_and_reports_bad_lines(api,
     client.login(username="staffer", password="a-long-password-123")
     form = {"name": "From admin", "voicebot": bot["id"], "caller_ids": "+14155550100",
             "starts_at_0": "2025-03-01", "starts_at_1": "00:00", "ends_at_0": "2025-12-31", "ends_at_1": "00:00",
-            "timezone": "UTC", "calling_windows": '{"mon": [["09:00", "17:00"]]}', "max_concurrent_calls": 2,
+            "timezone": "UTC", "calling_windows_mon": "09:00-17:00", "max_concurrent_calls": 2,
             "max_attempts": 3, "retry_delay_minutes": 60, "retry_on": "busy,no-answer", "ring_timeout": 30,
             "voicemail_action": "hang_up", "voicemail_message": ""}
     bad = client.post("/admin/campaigns/campaign/add/", {
@@ -663,3 +663,4 @@ def test_admin_adds_a_campaign_with_contacts_from_csv_and_reports_bad_lines(api,
         **form, "contacts_csv": SimpleUploadedFile("c.csv", contacts_csv(3).encode())})
     assert good.status_code == 302, good.content[:3000]
     assert Campaign.objects.get().contacts.count() == 3 and Campaign.objects.get().account == api.account
+    assert Campaign.objects.get().calling_windows == {"mon": [["09:00", "17:00"]]}

@@ -94,6 +94,7 @@ def test_the_bot_calls_a_function_with_user_and_fixed_parameters(api, bot, fake_
 
 
 def test_a_function_at_a_private_address_is_refused_and_the_bot_is_told(api, bot, fake_anthropic, settings):
+    settings.FUNCTION_ALLOW_HTTP = True  # the address is what is refused here, not the scheme
     function = api.post("Function/", {"name": "internal", "handler_url": "http://127.0.0.1:9/admin"}).json()
     api.patch(f"Voicebot/{bot['id']}", {"function_ids": [function["id"]]})
     settings.FUNCTION_ALLOW_PRIVATE_ADDRESSES = False

@@ -1,4 +1,5 @@
 """Plivo's answer, hangup and stream-status requests, signed as Plivo signs them."""
+import secrets
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
@@ -20,7 +21,8 @@ def bot(api, settings):
     return api.post("Voicebot/", {"name": "Desk", "welcome_message": "Hello!"}).json()
 
 
-def plivo_post(client, path, params, token=PLIVO_TOKEN, nonce="12345678901234567890"):
+def plivo_post(client, path, params, token=PLIVO_TOKEN, nonce=None):
+    nonce = nonce or secrets.token_hex(10)  # Plivo signs every request with a fresh nonce
     url = "https://bots.example.com" + path
     signature = sign_like_plivo(url=url, params={k: [v] for k, v in params.items()}, auth_token=token, nonce=nonce)
     return client.post(path, params, HTTP_X_PLIVO_SIGNATURE_V3=signature, HTTP_X_PLIVO_SIGNATURE_V3_NONCE=nonce)

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 
 from . import services
 from .admin_scoping import AccountScopedAdmin
+from .login_guard import GuardedAuthenticationForm
 from .models import Account, Membership
 
 
@@ -85,3 +86,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_superuser
+
+
+# The admin's sign-in (also the web pages' LOGIN_URL) locks out repeated failures (see login_guard).
+admin.site.login_form = GuardedAuthenticationForm

@@ -1,7 +1,13 @@
-"""Admin pages scoped to the signed-in user's account; superusers see every account."""
+"""Admin pages scoped to the signed-in user's account; superusers see every account, and which one owns what."""
 from django.contrib import admin
 
 from .services import account_of_user
+
+
+def _owner(obj, path: str):
+    for attribute in path.split("__"):
+        obj = getattr(obj, attribute, None)
+    return obj
 
 
 class AccountScopedAdmin(admin.ModelAdmin):
@@ -13,9 +19,19 @@ class AccountScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
-            return queryset
+            return queryset.select_related(self.account_field) if self.account_field != "pk" else queryset
         account = self._account(request)
         return queryset.filter(**{self.account_field: account}) if account else queryset.none()
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if request.user.is_superuser and self.account_field != "pk":
+            columns.insert(1, "owner_account")
+        return columns
+
+    @admin.display(description="Account")
+    def owner_account(self, obj):
+        return _owner(obj, self.account_field)
 
     def get_exclude(self, request, obj=None):
         exclude = list(super().get_exclude(request, obj) or [])
@@ -23,16 +39,41 @@ class AccountScopedAdmin(admin.ModelAdmin):
             exclude.append(self.account_field)
         return exclude
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # Forms validated by the API (api.admin_forms) check related objects against this account.
+        owner = None if request.user.is_superuser else self._account(request)
+        return type(form.__name__, (form,), {"owner_account": owner})
+
     def save_model(self, request, obj, form, change):
         if not request.user.is_superuser:
             setattr(obj, self.account_field, self._account(request))
         super().save_model(request, obj, form, change)
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
+    def _scope_choices(self, request, db_field, kwargs) -> None:
+        """Members choose among their account's objects; superusers see each choice's account."""
         related = db_field.related_model
-        if not request.user.is_superuser and hasattr(related, "account"):
+        if not hasattr(related, "account"):
+            return
+        if request.user.is_superuser:
+            kwargs.setdefault("queryset", related.objects.select_related("account"))
+        else:
             kwargs["queryset"] = related.objects.filter(account=self._account(request))
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        self._scope_choices(request, db_field, kwargs)
+        return self._labelled(request, super().formfield_for_foreignkey(db_field, request, **kwargs))
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        self._scope_choices(request, db_field, kwargs)
+        return self._labelled(request, super().formfield_for_manytomany(db_field, request, **kwargs))
+
+    @staticmethod
+    def _labelled(request, formfield):
+        model = getattr(getattr(formfield, "queryset", None), "model", None)
+        if formfield is not None and request.user.is_superuser and model is not None and hasattr(model, "account"):
+            formfield.label_from_instance = lambda obj: f"{obj} ({obj.account})"
+        return formfield
 
     # Members of an account manage its data without per-model permission setup.
     def _member(self, request) -> bool:

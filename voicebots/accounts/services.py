@@ -77,6 +77,14 @@ def is_member(user, account: Account) -> bool:
     return bool(user and user.is_authenticated) and Membership.objects.filter(user=user, account=account).exists()
 
 
+def add_member(account: Account, user) -> None:
+    """Make `user` a member of `account`, and staff so that they can use the admin for it."""
+    Membership.objects.get_or_create(user=user, account=account)
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+
+
 @transaction.atomic
 def create_member(account: Account, username: str, password: str, *, superuser: bool = False):
     users = get_user_model().objects

@@ -14,9 +14,12 @@ class ServiceUnavailable(exceptions.APIException):
 
 class AccountViewSet(viewsets.ViewSet):
     serializer_class = AccountSerializer
+    label = "Account"
+    error_statuses = {"partial_update": (503,)}  # Plivo unreachable; see api/openapi_hooks.py
 
     @extend_schema(responses={200: AccountSerializer})
     def retrieve(self, request, *args, **kwargs):
+        """The account itself; no secret is ever shown."""
         return Response(AccountSerializer(request.account).data)
 
     @extend_schema(request=AccountChangesSerializer, responses={204: None})

@@ -42,7 +42,7 @@ def error_response(status_code: int, message: str, details: dict | None = None) 
     return JsonResponse(error_body(message, details), status=status_code)
 
 
-def _flatten(detail) -> dict[str, list[str]]:
+def flatten_details(detail) -> dict[str, list[str]]:
     """DRF validation detail -> {"field": ["message", ...]}, nested fields joined with dots."""
     out: dict[str, list[str]] = {}
 
@@ -82,11 +82,14 @@ def exception_handler(exc, context):
         exc = PayloadTooLarge()
 
     if isinstance(exc, exceptions.ValidationError):
-        details = _flatten(exc.detail)
+        details = flatten_details(exc.detail)
         response = Response(error_body(_summary(details), details), status=400)
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
-        message = str(detail) if not isinstance(detail, (dict, list)) else next(iter(_flatten(detail).values()))[0]
+        if isinstance(detail, (dict, list)):
+            message = next(iter(flatten_details(detail).values()))[0]
+        else:
+            message = str(detail)
         response = Response(error_body(message), status=exc.status_code)
         if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
             auth_header = context["view"].get_authenticate_header(context["request"])
@@ -94,7 +97,11 @@ def exception_handler(exc, context):
                 response["WWW-Authenticate"] = auth_header
             else:
                 response.status_code = 403
-        if getattr(exc, "wait", None):
+        counted = getattr(context["request"], "rate_limit", None)
+        if isinstance(exc, exceptions.Throttled) and counted is not None:
+            response.data = error_body(counted.refusal())
+            response["Retry-After"] = str(counted.reset_s)
+        elif getattr(exc, "wait", None):
             response["Retry-After"] = str(int(exc.wait))
     else:
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)

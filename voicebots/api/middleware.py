@@ -1,7 +1,8 @@
 """Keeps the API's error contract for what happens before or outside DRF views.
 
-Unknown /v1/ paths, Django-level 404/405/413/500 pages and oversized bodies all become the
-JSON error body instead of an HTML page.
+Unknown /v1/ paths, Django-level 404/405/413/500 pages, oversized bodies and NUL characters in the query
+(PostgreSQL takes none) all become the JSON error body instead of an HTML page or a 500. API answers get
+their rate-limit headers here (rate_limits.py counts).
 """
 from __future__ import annotations
 
@@ -36,9 +37,20 @@ class ApiRequestGuardMiddleware:
         too_large = self._body_too_large(request)
         if too_large:
             return error_response(413, too_large)
+        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+            return error_response(400, "The query contains a NUL character (%00), which no parameter takes.")
         response = self.get_response(request)
+        response = self._json_error(response)
+        counted = getattr(request, "rate_limit", None)  # set by the rate limiter (rate_limits.py)
+        if counted is not None:
+            for name, value in counted.headers().items():
+                response[name] = value
+        return response
+
+    @staticmethod
+    def _json_error(response):
         if response.status_code in _MESSAGES and not response.get("Content-Type", "").startswith(
-            ("application/json", "application/xml", "text/xml")
+            ("application/json", "application/xml", "text/xml", "text/event-stream")  # already the API's answer
         ):
             return error_response(response.status_code, _MESSAGES[response.status_code])
         return response

@@ -6,6 +6,7 @@ from rest_framework.exceptions import ValidationError
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
+MAX_OFFSET = 1_000_000_000  # PostgreSQL's OFFSET is a bigint: a client's 2**63 must be a 400, not a 500
 
 
 def _int_param(request, name: str, default: int, low: int, high: int | None) -> int:
@@ -25,7 +26,7 @@ def _int_param(request, name: str, default: int, low: int, high: int | None) -> 
 def paginate(request, queryset, list_key: str, serialize) -> dict:
     """Plivo-style page: {"meta": {limit, offset, total_count, next, previous}, list_key: [...]}."""
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, None)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     total = queryset.count()
     items = list(queryset[offset : offset + limit])
 

@@ -9,6 +9,7 @@ from voicebots.chats.views import VoicebotChatViewSet
 from voicebots.functions.views import FunctionViewSet
 from voicebots.knowledge.views import KnowledgebaseViewSet
 from voicebots.numbers.views import NumberViewSet
+from voicebots.recordings.views import CallRecordingViewSet
 from voicebots.telephony import webhooks
 from voicebots.webhooks.views import WebhookViewSet
 
@@ -47,6 +48,8 @@ urlpatterns = [
     *resource("Knowledgebase", KnowledgebaseViewSet, "knowledgebase"),
     *[re_path(rf"{ACCOUNT}Call/(?P<call_id>[^/]+)/{action}/?$", view, name=f"plivo-call-{action}")
       for action, view in OUTBOUND_CALL_WEBHOOKS.items()],
+    re_path(rf"{ACCOUNT}Call/{ITEM}/recording/?$",
+            CallRecordingViewSet.as_view({"get": "retrieve", "delete": "destroy"}), name="call-recording"),
     re_path(rf"{ACCOUNT}Call/?$", CallViewSet.as_view({"get": "list", "post": "create"}), name="call-list"),
     re_path(rf"{ACCOUNT}Call/{ITEM}/?$", CallViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
             name="call-detail"),

@@ -41,11 +41,13 @@ class AccountResourceViewSet(viewsets.GenericViewSet):
         context["account"] = getattr(self.request, "account", None)
         return context
 
-    def serialize(self, obj) -> dict:
-        return self.get_serializer(obj).data
+    def serialize(self, obj, *, summary: bool = False) -> dict:
+        """The object's JSON; `summary` (lists) lets serializers shorten long texts, which details give whole."""
+        return self.get_serializer(obj, context={**self.get_serializer_context(), "summary": summary}).data
 
     def list(self, request, *args, **kwargs):
-        return Response(paginate(request, self.get_queryset().order_by("-created_at"), self.list_key, self.serialize))
+        return Response(paginate(request, self.get_queryset().order_by("-created_at"), self.list_key,
+                                 lambda obj: self.serialize(obj, summary=True)))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -1,15 +1,75 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.postgres.forms import SimpleArrayField
 from django.urls import reverse
 from django.utils.html import format_html
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
+from voicebots.api.admin_forms import ApiValidatedForm
+
+from voicebots.vendors import choices
+from voicebots.vendors.registry import LLM, STT, TTS, names
 
 from . import public_urls
 from .models import Voicebot
+from .serializers import VoicebotSerializer
+
+
+class DatalistInput(forms.TextInput):
+    """A text input that suggests values (a browser datalist) without limiting the user to them."""
+
+    def __init__(self, suggestions, attrs=None):
+        super().__init__(attrs)
+        self.suggestions = suggestions
+
+    def render(self, name, value, attrs=None, renderer=None):
+        listed = f"{name}_choices"
+        field = super().render(name, value, {**(attrs or {}), "list": listed}, renderer)
+        options = format_html("".join('<option value="{}">' for _ in self.suggestions), *self.suggestions)
+        return format_html('{}<datalist id="{}">{}</datalist>', field, listed, options)
+
+
+def choice_input(choices, *, current: str = "") -> forms.Select:
+    """A select of the API's choices (plus the stored value, so showing a bot never changes it silently)."""
+    values = list(choices) + ([current] if current and current not in choices else [])
+    return forms.Select(choices=[(value, value) for value in values])
+
+
+class VoicebotForm(ApiValidatedForm):
+    """The API's VoicebotSerializer (the vendor registry) decides what is valid; the widgets offer its choices:
+    lists where a provider takes only some values, suggestions where it takes any id (OpenAI-compatible
+    models, Cartesia voices)."""
+
+    serializer_class = VoicebotSerializer
+    backchannel_words = SimpleArrayField(
+        forms.CharField(max_length=40), required=False, delimiter=",",
+        help_text="Comma-separated acknowledgements (\"ok\", \"uh-huh\") that never interrupt the bot.")
+
+    class Meta:
+        model = Voicebot
+        fields = "__all__"
+        widgets = {"tts_voice": DatalistInput(choices.DEEPGRAM_AURA_VOICES),
+                   "llm_model": DatalistInput(choices.ANTHROPIC_MODELS)}
+        help_texts = {"tts_voice": "A Cartesia voice id, or a Deepgram Aura voice ("
+                                   + choices.one_of(choices.DEEPGRAM_AURA_VOICES) + ").",
+                      "llm_model": "An Anthropic model (suggested), or the model id of an OpenAI-compatible server."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        lists = {"llm_provider": names(LLM), "tts_provider": names(TTS), "stt_provider": names(STT),
+                 "stt_language": choices.DEEPGRAM_LANGUAGES}
+        for name, values in lists.items():
+            if name in self.fields:
+                current = self.initial.get(name) or ""
+                self.fields[name].widget = choice_input(values, current=str(current))
+
+    def clean_analysis(self):
+        return self.cleaned_data.get("analysis") or {}  # left empty: the defaults (a summary of each call)
 
 
 @admin.register(Voicebot)
 class VoicebotAdmin(AccountScopedAdmin):
+    form = VoicebotForm
     list_display = ["name", "llm_model", "tts_provider", "tts_voice", "stt_language", "function_count",
                     "document_count", "created_at"]
     list_filter = ["llm_model", "tts_provider", "stt_language"]
@@ -22,8 +82,9 @@ class VoicebotAdmin(AccountScopedAdmin):
         ("Voice and model", {"fields": ["llm_provider", "llm_model", "tts_provider", "tts_voice",
                                         "stt_provider", "stt_language"]}),
         ("Call behaviour", {"fields": ["call_timeout", "max_call_duration", "transfer_destination",
-                                       "interruptions_enabled"]}),
+                                       "interruptions_enabled", "interruption_min_words", "backchannel_words"]}),
         ("Functions and knowledge", {"fields": ["functions", "knowledgebases"]}),
+        ("Recording and analysis", {"fields": ["record_calls", "analysis"]}),
         ("Plivo", {"fields": ["inbound_call_url", "websocket_url"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]

@@ -91,16 +91,69 @@ class OwnedIdsField(serializers.ListField):
         return [str(obj.pk) for obj in manager.all()]
 
 
+class SettingsGroupField(serializers.Field):
+    """A settings object of the API (`answer_llm`, `tts`, `stt`) kept as columns of the bot.
+
+    Validated by its own serializer (the vendor registry's rules); on PATCH a key left out keeps its current
+    value, unless the provider changes: a new provider starts from its own defaults.
+    """
+
+    def __init__(self, group_serializer, columns: dict[str, str], **kwargs):
+        self.group_serializer, self.columns = group_serializer, columns
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, bot) -> dict:
+        return {key: getattr(bot, column) for key, column in self.columns.items()}
+
+    def to_internal_value(self, data) -> dict:
+        instance = self.parent.instance
+        if isinstance(data, dict) and instance is not None:
+            current = self.to_representation(instance)
+            if _same_provider(self.group_serializer.kind, data.get("provider", current["provider"]),
+                              current["provider"]):
+                data = {**current, **data}
+        group = self.group_serializer(data=data)
+        if not group.is_valid():
+            raise serializers.ValidationError(group.errors)
+        return {column: group.validated_data[key] for key, column in self.columns.items()}
+
+
+LIST_PROMPT_CHARS = 500  # lists show the start of each prompt; a bot's own GET gives all of it
+
+
+class PromptField(serializers.CharField):
+    """The bot's prompt: whole in a bot's details, its first LIST_PROMPT_CHARS characters in lists."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def get_attribute(self, bot):
+        if self.context.get("summary"):
+            start = getattr(bot, "prompt_start", None)  # the list's query reads only the start (VoicebotViewSet)
+            return start if start is not None else bot.prompt[:LIST_PROMPT_CHARS]
+        return bot.prompt
+
+
+def prompt_length(bot) -> int:
+    chars = getattr(bot, "prompt_chars", None)
+    return chars if chars is not None else len(bot.prompt)
+
+
 class VoicebotSerializer(StrictModelSerializer):
-    answer_llm = serializers.SerializerMethodField()
-    tts = serializers.SerializerMethodField()
-    stt = serializers.SerializerMethodField()
+    prompt = PromptField(help_text=f"The system prompt. Lists show its first {LIST_PROMPT_CHARS} characters.")
+    prompt_length = serializers.SerializerMethodField(help_text="Characters in the whole prompt.")
+    prompt_truncated = serializers.SerializerMethodField(
+        help_text=f"True in lists when only the first {LIST_PROMPT_CHARS} characters of the prompt are shown.")
+    answer_llm = SettingsGroupField(LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"})
+    tts = SettingsGroupField(TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"})
+    stt = SettingsGroupField(STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"})
     callTimeout = serializers.IntegerField(source="call_timeout", required=False, min_value=1, max_value=3600)
     max_call_duration = serializers.IntegerField(required=False, min_value=10, max_value=4 * 3600)
     transfer_destination = serializers.CharField(required=False, allow_blank=True, max_length=255,
                                                  validators=[validate_transfer_destination])
     interruptions_enabled = serializers.BooleanField(required=False)
     interruption_min_words = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    record_calls = serializers.BooleanField(required=False)
     backchannel_words = BackchannelWordsField()
     knowledgebase_ids = OwnedIdsField(Knowledgebase, "Knowledgebase", source="knowledgebases")
     function_ids = OwnedIdsField(Function, "Function", source="functions")
@@ -111,61 +164,25 @@ class VoicebotSerializer(StrictModelSerializer):
     class Meta:
         model = Voicebot
         fields = [
-            "id", "name", "prompt", "welcome_message", "answer_llm", "tts", "stt", "callTimeout",
-            "max_call_duration", "transfer_destination", "interruptions_enabled", "interruption_min_words",
-            "backchannel_words", "knowledgebase_ids", "function_ids", "analysis", "websocket_url", "inbound_call_url",
-            "created_at", "updated_at",
+            "id", "name", "prompt", "prompt_length", "prompt_truncated", "welcome_message", "answer_llm", "tts",
+            "stt", "callTimeout", "max_call_duration", "transfer_destination", "interruptions_enabled",
+            "interruption_min_words", "backchannel_words", "record_calls", "knowledgebase_ids", "function_ids",
+            "analysis", "websocket_url", "inbound_call_url", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "websocket_url", "inbound_call_url", "created_at", "updated_at"]
-        extra_kwargs = {"prompt": {"required": False}, "welcome_message": {"required": False}}
+        extra_kwargs = {"welcome_message": {"required": False}}
 
-    # The three settings groups are objects in the API and columns in the database.
-    _groups = {
-        "answer_llm": (LLMSettingsSerializer, {"provider": "llm_provider", "model": "llm_model"}),
-        "tts": (TTSSettingsSerializer, {"provider": "tts_provider", "voice": "tts_voice"}),
-        "stt": (STTSettingsSerializer, {"provider": "stt_provider", "language": "stt_language"}),
-    }
+    def get_prompt_length(self, obj) -> int:
+        return prompt_length(obj)
 
-    def _group(self, obj, name) -> dict:
-        return {key: getattr(obj, column) for key, column in self._groups[name][1].items()}
-
-    def get_answer_llm(self, obj) -> dict:
-        return self._group(obj, "answer_llm")
-
-    def get_tts(self, obj) -> dict:
-        return self._group(obj, "tts")
-
-    def get_stt(self, obj) -> dict:
-        return self._group(obj, "stt")
+    def get_prompt_truncated(self, obj) -> bool:
+        return bool(self.context.get("summary")) and prompt_length(obj) > LIST_PROMPT_CHARS
 
     def get_websocket_url(self, obj) -> str:
         return public_urls.websocket_url(obj)
 
     def get_inbound_call_url(self, obj) -> str:
         return public_urls.inbound_call_url(obj)
-
-    def to_internal_value(self, data):
-        attrs = super().to_internal_value(data)
-        errors = {}
-        for name, (group_serializer, columns) in self._groups.items():
-            if name not in data:
-                continue
-            value = data[name]
-            if isinstance(value, dict) and self.instance is not None:
-                # PATCH may change one key of a group; the others keep their values, unless the provider
-                # changes: a new provider starts from its own defaults.
-                current = self._group(self.instance, name)
-                if _same_provider(group_serializer.kind, value.get("provider", current["provider"]),
-                                  current["provider"]):
-                    value = {**current, **value}
-            group = group_serializer(data=value)
-            if not group.is_valid():
-                errors[name] = group.errors
-                continue
-            attrs.update({column: group.validated_data[key] for key, column in columns.items()})
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
 
     def create(self, validated_data):
         functions = validated_data.pop("functions", [])

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from voicebots.calls.models import Call, CallEvent, CallTurn
-from voicebots.chats.events import tool_call_dict
+from voicebots.chats.events import passage_dict, tool_call_dict
 from voicebots.voice.audio import MULAW_8K, AudioFormat, convert
 from voicebots.voice.ports import BaseCallObserver, TurnRecord
 
@@ -57,6 +60,10 @@ class CallRecorder(BaseCallObserver):
                 "caller_text": record.caller_text, "bot_text": record.bot_text, "interrupted": record.interrupted,
                 "timings": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in record.timings.items()},
                 "tool_calls": [tool_call_dict(r.call, r.result) for r in record.tool_calls],
+                "passages": [passage_dict(passage) for passage in record.passages],
+                # The wall-clock moment of the timings' origin places the turn on the recording's clock.
+                "speech_ended_at": (timezone.now() - timedelta(seconds=time.monotonic() - record.origin)
+                                    if record.origin is not None else None),
             },
         )
         if record.error:

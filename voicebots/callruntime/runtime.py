@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol, Sequence
 
 from django.utils import timezone
@@ -29,6 +30,7 @@ from voicebots.calls.templating import personalized
 from voicebots.chats.runtime import BotRuntime, load_bot_runtime
 from voicebots.conversation.storage import history_to_json
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
+from voicebots.recordings.live import NO_RECORDING, start_recording
 from voicebots.voice.announcement import Announcement
 from voicebots.voice.audio import AudioFormat
 from voicebots.voice.control import CallControl
@@ -146,6 +148,7 @@ class CallRuntime:
         self.max_duration_s = max_duration_s
         self.live = live
         self.handler: CallHandler | None = None
+        self.recording = NO_RECORDING
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
 
@@ -157,6 +160,10 @@ class CallRuntime:
         detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
         if self.ended:  # the peer went away meanwhile
             return
+        self.recording = await start_recording(self.call, self.bot, self.leg.input_format, self.leg.output_format)
+        if self.ended:  # the peer went away while the recording started
+            return await self.recording.close()
+        self.taps.append(self.recording)
         self.handler = self._build_handler(conversation, detector)
         await self.handler.start()
 
@@ -246,9 +253,11 @@ class CallRuntime:
         if self.ended:
             return
         self.ended = True
+        ended_at = time.monotonic()  # the recording ends here, not once the vendors' sockets are closed
         handler, self.handler = self.handler, None
         if handler is not None:
             await handler.stop()
+        await self.recording.close(ended_at)  # before the record is final: it says what became of the recording
         history = getattr(handler, "history", None)
         await in_call_database_thread(_finish)(self.call, reason, history, self.leg.dropped_frames)
 

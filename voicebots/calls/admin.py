@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
@@ -10,11 +11,11 @@ from .models import Call
 @admin.register(Call)
 class CallAdmin(AccountScopedAdmin):
     list_display = ["created_at", "voicebot", "direction", "status", "from_number", "to_number", "duration_seconds",
-                    "turn_count"]
+                    "turn_count", "in_console"]
     list_filter = ["status", "direction", "voicebot"]
     search_fields = ["call_uuid", "from_number", "to_number", "turns__caller_text", "turns__bot_text"]
     date_hierarchy = "created_at"
-    readonly_fields = ["id", "voicebot", "direction", "status", "call_uuid", "request_uuid", "stream_id",
+    readonly_fields = ["id", "in_console", "voicebot", "direction", "status", "call_uuid", "request_uuid", "stream_id",
                        "from_number", "to_number", "variables", "answered_at", "stream_started_at", "ended_at",
                        "duration_seconds", "hangup_cause", "end_reason", "analysis_view", "transcript", "events_table",
                        "created_at"]
@@ -27,7 +28,13 @@ class CallAdmin(AccountScopedAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("voicebot")
+        return super().get_queryset(request).select_related("voicebot", "account")
+
+    @admin.display(description="Console")
+    def in_console(self, obj):
+        """The call's page in the console: its recording, timeline and latency per turn."""
+        url = reverse("console:call", args=[obj.account.auth_id, obj.pk])
+        return format_html('<a href="{}">Listen and inspect</a>', url)
 
     @admin.display(description="Turns")
     def turn_count(self, obj):

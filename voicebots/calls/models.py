@@ -1,5 +1,7 @@
 import uuid
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 
 from voicebots.accounts.models import Account
@@ -72,11 +74,17 @@ class CallTurn(models.Model):
     interrupted = models.BooleanField(default=False)
     tool_calls = models.JSONField(default=list, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds of each stage of the turn.")
+    passages = models.JSONField(default=list, blank=True, help_text="Knowledge excerpts the reply was written from.")
+    speech_ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the caller stopped speaking (a greeting: when it started); the "
+                                         "timings' *_at_ms count from here.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["call", "index"]
         constraints = [models.UniqueConstraint(fields=["call", "index"], name="unique_call_turn_index")]
+        # The console's transcript search (see console.selectors.calls).
+        indexes = [GinIndex(SearchVector("caller_text", "bot_text", config="simple"), name="callturn_text_search")]
 
 
 class CallEvent(models.Model):

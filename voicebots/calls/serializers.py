@@ -1,3 +1,4 @@
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -29,18 +30,30 @@ class CallSerializer(serializers.ModelSerializer):
     # Plivo's names for the numbers.
     to = serializers.CharField(source="to_number", read_only=True)
     from_ = serializers.CharField(source="from_number", read_only=True)
+    recording_url = serializers.SerializerMethodField()
+    variables = serializers.DictField(child=serializers.CharField(), read_only=True,
+                                      help_text="The values the bot's {{placeholders}} were filled with.")
 
     class Meta:
         model = Call
         fields = ["id", "voicebot_id", "direction", "status", "call_uuid", "request_uuid", "from_", "to", "variables",
-                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "analysis",
+                  "answered_at", "ended_at", "duration_seconds", "hangup_cause", "end_reason", "recording_url",
+                  "analysis",
                   "created_at", "updated_at"]
         read_only_fields = fields
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["from"] = data.pop("from_")
-        return data
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_recording_url(self, call) -> str | None:
+        """The call's WAV (GET Call/{id}/recording), once there is one to play."""
+        recording = getattr(call, "recording", None)
+        if recording is None or not recording.playable:
+            return None
+        return f"{settings.PUBLIC_BASE_URL}/v1/Account/{call.account.auth_id}/Call/{call.id}/recording"
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword, so declared as from_ (documented as from)
+        return fields
 
 
 class CallDetailSerializer(CallSerializer):
@@ -64,6 +77,8 @@ class E164Field(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "object", "description": "Values of the bot's {{placeholders}}, by name.",
+                     "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}})
 class VariablesField(serializers.DictField):
     """{"name": value}: names usable as {{name}}, values strings, numbers or booleans (stored as text)."""
 

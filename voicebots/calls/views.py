@@ -22,9 +22,10 @@ class CallViewSet(AccountResourceViewSet):
     serializer_class = CallSerializer
     list_key = "calls"
     label = "Call"
+    error_statuses = {"create": (409, 502), "destroy": (409, 502)}  # Plivo's answers; see api/openapi_hooks.py
 
     def get_queryset(self):
-        calls = super().get_queryset()
+        calls = super().get_queryset().select_related("account", "recording")
         bot = self.request.query_params.get("voicebot_id")
         direction = self.request.query_params.get("direction")
         if direction and direction not in Call.Direction.values:

@@ -4,11 +4,11 @@ from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
-from voicebots.bots.models import Voicebot
-from voicebots.calls.phone_numbers import e164_problem
+from voicebots.api.admin_forms import ApiValidatedForm
 
 from . import clock, contacts_csv, services, windows
-from .models import RETRYABLE_OUTCOMES, Campaign, Contact
+from .models import Campaign, Contact
+from .serializers import CampaignSerializer
 
 MAX_ERRORS_SHOWN = 20
 # Progress bar segments: (progress key, label, colour).
@@ -28,7 +28,57 @@ def progress_bar(progress: dict):
         progress["failed"], progress["remaining"])
 
 
-class CampaignForm(forms.ModelForm):
+class WeekdayWindowsWidget(forms.MultiWidget):
+    """One text input per weekday: "09:00-12:00, 13:30-17:00"."""
+
+    def __init__(self, attrs=None):
+        super().__init__({day: forms.TextInput(attrs={"placeholder": "09:00-17:00", "size": 30})
+                          for day in windows.DAYS}, attrs)
+
+    def decompress(self, value):
+        value = value if isinstance(value, dict) else {}
+        return [", ".join(f"{start}-{end}" for start, end in value.get(day, [])) for day in windows.DAYS]
+
+    def render(self, name, value, attrs=None, renderer=None):
+        inputs = super().render(name, value, attrs, renderer)
+        return format_html('<div class="weekday-windows">{}</div>', inputs)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        for day, widget in zip(windows.DAYS, context["widget"]["subwidgets"]):
+            widget["attrs"]["aria-label"] = day
+        return context
+
+
+class WeekdayWindowsField(forms.MultiValueField):
+    """Calling windows as the API's {"mon": [["09:00", "17:00"]], ...}; a weekday left empty has no window."""
+
+    widget = WeekdayWindowsWidget
+
+    def __init__(self, **kwargs):
+        super().__init__(fields=[forms.CharField(required=False) for _ in windows.DAYS], require_all_fields=False,
+                         required=False, **kwargs)
+
+    def compress(self, texts):
+        result = {}
+        for day, text in zip(windows.DAYS, texts or [""] * len(windows.DAYS)):
+            spans = [span.strip() for span in (text or "").split(",") if span.strip()]
+            pairs = [[part.strip() for part in span.split("-", 1)] for span in spans]
+            malformed = [span for span, pair in zip(spans, pairs) if len(pair) != 2]
+            if malformed:
+                raise forms.ValidationError(f"{day}: write '{malformed[0]}' as HH:MM-HH:MM.")
+            if pairs:
+                result[day] = pairs
+        return result
+
+
+class CampaignForm(ApiValidatedForm):
+    """The API's CampaignSerializer decides what is valid; contacts may come with it as a CSV."""
+
+    serializer_class = CampaignSerializer
+    calling_windows = WeekdayWindowsField(
+        label="Calling windows", help_text="Local hours per weekday in each contact's time zone, e.g. "
+                                           "09:00-12:00, 13:30-17:00. Leave a day empty for no calls.")
     contacts_csv = forms.FileField(
         required=False, label="Add contacts (CSV)",
         help_text="A 'phone' column (E.164), an optional 'timezone' column, and a column per {{variable}}.")
@@ -37,41 +87,8 @@ class CampaignForm(forms.ModelForm):
         model = Campaign
         exclude = ["status", "status_reason", "started_at", "finished_at"]
 
-    def clean_caller_ids(self):
-        numbers = self.cleaned_data["caller_ids"]
-        problems = [problem for problem in map(e164_problem, numbers) if problem]
-        if problems:
-            raise forms.ValidationError(problems)
-        return numbers
-
-    def clean_timezone(self):
-        try:
-            windows.zone(self.cleaned_data["timezone"])
-        except ValueError as error:
-            raise forms.ValidationError(str(error))
-        return self.cleaned_data["timezone"]
-
-    def clean_calling_windows(self):
-        try:
-            windows.parse(self.cleaned_data["calling_windows"])
-        except windows.InvalidWindows as error:
-            raise forms.ValidationError(str(error))
-        return self.cleaned_data["calling_windows"]
-
-    def clean_retry_on(self):
-        unknown = [value for value in self.cleaned_data["retry_on"] if value not in RETRYABLE_OUTCOMES]
-        if unknown:
-            raise forms.ValidationError(
-                f"Unknown outcome(s) {', '.join(unknown)}; use {', '.join(RETRYABLE_OUTCOMES)}.")
-        return self.cleaned_data["retry_on"]
-
     def clean(self):
         data = super().clean()
-        if data.get("starts_at") and data.get("ends_at") and data["ends_at"] <= data["starts_at"]:
-            self.add_error("ends_at", "Must be after the start.")
-        if data.get("machine_detection") and data.get("voicemail_action") == Campaign.VoicemailAction.LEAVE_MESSAGE \
-                and not (data.get("voicemail_message") or "").strip():
-            self.add_error("voicemail_message", "Needed to leave a message on answering machines.")
         upload = data.get("contacts_csv")
         if upload and not self.errors:
             self._check_contacts(upload.read())
@@ -109,11 +126,6 @@ class CampaignAdmin(AccountScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("voicebot")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "voicebot" and not request.user.is_superuser:
-            kwargs["queryset"] = Voicebot.objects.filter(account=self._account(request))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Progress")
     def progress_display(self, obj):

@@ -61,6 +61,8 @@ def _dialect(text: str):
 def _header(names: list[str]) -> tuple[int, int | None, list[tuple[int, str]]]:
     """Positions of the phone and timezone columns, and the (position, name) of the variable columns."""
     names = [name.strip() for name in names]
+    if any("\x00" in name for name in names):
+        raise CsvFileError("The header contains a NUL character; save the CSV as plain UTF-8 text.")
     lowered = [name.lower() for name in names]
     phone = next((lowered.index(c) for c in PHONE_COLUMNS if c in lowered), None)
     if phone is None:
@@ -119,6 +121,8 @@ def parse(data: bytes, *, required: list[str], existing_numbers: set[str]) -> Pa
 def _row(line, cells, width, phone_at, tz_at, variable_columns, required) -> tuple[ContactRow | None, str | None]:
     if len(cells) != width:
         return None, f"It has {len(cells)} fields where the header has {width}."
+    if any("\x00" in cell for cell in cells):
+        return None, "It contains a NUL character, which cannot be stored; remove it."
     phone = cells[phone_at].strip()
     if not phone:
         return None, "It has no phone number."

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from voicebots.api.serializers import StrictModelSerializer
@@ -20,6 +21,17 @@ class AccountVoicebotField(serializers.PrimaryKeyRelatedField):
         return Voicebot.objects.filter(account=self.context["account"])
 
 
+@extend_schema_field({
+    "type": "object", "additionalProperties": False,
+    "description": "Local hours per weekday in each contact's time zone, e.g. {\"mon\": [[\"09:00\", \"17:00\"]]}; "
+                   "a weekday left out has no calls.",
+    "properties": {day: {"type": "array", "items": {
+        "type": "array", "minItems": 2, "maxItems": 2,
+        "items": {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"}}} for day in windows.DAYS}})
+class CallingWindowsField(serializers.JSONField):
+    """Validated by windows.parse (validate_calling_windows)."""
+
+
 class CampaignSerializer(StrictModelSerializer):
     voicebot_id = AccountVoicebotField(source="voicebot")
     caller_ids = serializers.ListField(child=E164Field(), min_length=1, max_length=100)
@@ -29,6 +41,7 @@ class CampaignSerializer(StrictModelSerializer):
     retry_delay_minutes = serializers.IntegerField(required=False, min_value=1, max_value=7 * 24 * 60)
     ring_timeout = serializers.IntegerField(required=False, min_value=5, max_value=120)
     progress = serializers.SerializerMethodField()
+    calling_windows = CallingWindowsField(required=False)
 
     class Meta:
         model = Campaign

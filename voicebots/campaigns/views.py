@@ -1,15 +1,16 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from voicebots.api.errors import Conflict, PayloadTooLarge, error_body
 from voicebots.api.pagination import paginate
+from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
 
 from . import clock, services
 from .contacts_csv import CsvFileError
-from .models import Campaign
+from .models import Campaign, Contact
 from .serializers import CampaignSerializer, ContactSerializer
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
@@ -22,7 +23,11 @@ class CampaignViewSet(AccountResourceViewSet):
     serializer_class = CampaignSerializer
     list_key = "campaigns"
     label = "Campaign"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
+    rate_classes = {"upload_contacts": "upload"}  # see api/rate_limits.py
+    list_keys = {"contacts": "contacts"}  # see api/schema.py
+    error_statuses = {action: (409,) for action in ("partial_update", "destroy", "schedule", "pause", "resume",
+                                                    "cancel", "upload_contacts")}  # see api/openapi_hooks.py
 
     def get_queryset(self):
         return super().get_queryset().select_related("voicebot")
@@ -54,18 +59,23 @@ class CampaignViewSet(AccountResourceViewSet):
 
     @extend_schema(request=None)
     def pause(self, request, *args, **kwargs):
+        """Stop dialing; calls in progress finish."""
         return self._transition(services.pause)
 
     @extend_schema(request=None)
     def resume(self, request, *args, **kwargs):
+        """Dial again after a pause."""
         return self._transition(services.resume)
 
     @extend_schema(request=None)
     def cancel(self, request, *args, **kwargs):
+        """End the campaign for good; contacts not yet called are skipped."""
         return self._transition(services.cancel)
 
-    @extend_schema(responses=ContactSerializer(many=True))
+    @extend_schema(responses=ContactSerializer(many=True), parameters=[
+        OpenApiParameter("state", str, enum=Contact.State.values, description="Only contacts in this state.")])
     def contacts(self, request, *args, **kwargs):
+        """The campaign's contacts in CSV order, a page at a time; `state` filters them."""
         campaign = self.get_object()
         contacts = campaign.contacts.order_by("line_number", "created_at")
         state = request.query_params.get("state")

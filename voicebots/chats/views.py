@@ -71,6 +71,8 @@ def turn_summary(session, result) -> dict:
 
 class VoicebotChatViewSet(VoicebotViewSet):
     renderer_classes = [ApiJSONRenderer, ServerSentEventsRenderer]
+    rate_classes = {"chat": "chat"}  # see api/rate_limits.py
+    error_statuses = {"chat": (502, 503)}  # see api/openapi_hooks.py
 
     @extend_schema(request=ChatRequestSerializer, responses=ChatResponseSerializer,
                    description="Send a message to the bot. Continue a conversation with `session_id`. "

@@ -11,7 +11,7 @@ from . import filetypes
 from .models import Chunk, Knowledgebase
 from .retrieval import search
 from .services import schedule_processing
-from .uploads import fingerprint
+from .uploads import fingerprint, safe_file_name
 
 PREVIEW_CHUNKS = 20
 
@@ -81,7 +81,7 @@ class KnowledgebaseAdmin(AccountScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            obj.name = form.cleaned_data["file"].name[:255]
+            obj.name = safe_file_name(form.cleaned_data["file"].name)
             obj.size = form.cleaned_data["file"].size
             obj.checksum, obj.content_type = form.checksum, form.content_type
         super().save_model(request, obj, form, change)

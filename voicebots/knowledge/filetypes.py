@@ -14,6 +14,7 @@ HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
 
+CONTENT_TYPES = (PDF, DOCX, HTML, MARKDOWN, TEXT)
 SUPPORTED_DESCRIPTION = "PDF, DOCX, Markdown, plain text or HTML"
 _MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -32,12 +33,13 @@ def detect_text_encoding(sample: bytes) -> str | None:
         if sample.startswith(bom):
             return name
     if len(sample) >= 4:
-        # UTF-16 without a BOM: ASCII-range text has a NUL in every other byte.
+        # UTF-16 without a BOM: Latin-script text has a NUL in (nearly) every other byte. Text with some NULs
+        # in it is not UTF-16: read as such, its ordinary bytes would pair up into CJK-looking garbage.
         even_nuls = sample[0::2].count(0) / max(1, len(sample[0::2]))
         odd_nuls = sample[1::2].count(0) / max(1, len(sample[1::2]))
-        if odd_nuls > 0.3 and even_nuls < 0.05:
+        if odd_nuls > 0.9 and even_nuls < 0.05:
             return "utf-16-le"
-        if even_nuls > 0.3 and odd_nuls < 0.05:
+        if even_nuls > 0.9 and odd_nuls < 0.05:
             return "utf-16-be"
     if b"\x00" in sample:
         return None
@@ -79,7 +81,11 @@ def sniff(name: str, data: bytes) -> str:
         if _is_docx(data):
             return DOCX
         raise UnsupportedDocument("This archive is not a DOCX document.")
-    encoding = detect_text_encoding(data[:_SNIFF_BYTES])
+    sample = data[:_SNIFF_BYTES]
+    encoding = detect_text_encoding(sample)
+    if encoding is None and b"\x00" in sample and detect_text_encoding(sample.replace(b"\x00", b"")):
+        raise UnsupportedDocument("The file contains NUL bytes, so it is not plain text (a UTF-16 text file "
+                                  "needs its byte-order mark); save it as UTF-8.")
     if encoding is None:
         raise UnsupportedDocument(
             f"The file's content is not a supported document ({SUPPORTED_DESCRIPTION}), whatever its name says."

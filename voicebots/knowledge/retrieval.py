@@ -19,6 +19,7 @@ lexical match outside the VECTOR_POOL nearest chunks.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -138,10 +139,17 @@ def search(account_id, query: str, document_ids, *, top_k: int = 5) -> SearchRes
         cursor.execute(_SQL, params)
         rows = cursor.fetchall()
     done = time.perf_counter()
-    hits = [Hit(text, float(score), document_id, name, page, tuple(headings or ()))
+    hits = [Hit(text, float(score), document_id, name, page, _headings(headings))
             for text, score, document_id, name, page, headings in rows]
     return SearchResult(hits, {"embed_ms": (embedded - started) * 1000, "query_ms": (done - embedded) * 1000,
                                "total_ms": (done - started) * 1000})
+
+
+def _headings(value) -> tuple[str, ...]:
+    """A chunk's heading path from raw SQL: Django has psycopg hand jsonb over as text, not parsed."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return tuple(value or ())
 
 
 def search_for_bot(bot, query: str, *, top_k: int = 5) -> SearchResult:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,6 +24,15 @@ class CheckedUpload:
     size: int
     content_type: str
     checksum: str
+
+
+def safe_file_name(name: str | None) -> str:
+    """An upload's name as shown and stored: no folders, no control or format characters (such as the
+    right-to-left override that makes "invoice\u202efdp.exe" read "invoiceexe.pdf"), at most 255 characters."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if char.isspace() else char for char in name
+                   if char.isspace() or unicodedata.category(char) not in ("Cc", "Cf"))
+    return " ".join(name.split())[:255] or "document"
 
 
 def fingerprint(upload: UploadedFile) -> tuple[bytes, str]:
@@ -47,7 +57,7 @@ def check_upload(request, account, *, replacing: Knowledgebase | None = None) ->
     if upload.size == 0:
         raise exceptions.ValidationError({"file": ["The file is empty."]})
     head, checksum = fingerprint(upload)
-    name = (upload.name or "document").rsplit("/", 1)[-1][:255]
+    name = safe_file_name(upload.name)
     try:
         content_type = filetypes.sniff(name, head)
     except filetypes.UnsupportedDocument as exc:

@@ -1,20 +1,23 @@
 from django.db import transaction
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from voicebots.api.parsers import SafeJSONParser
 from voicebots.api.views import AccountResourceViewSet
 from voicebots.vendors.registry import ProviderUnavailable
 
+from . import filetypes
 from .embeddings import EmbeddingError
 from .models import Knowledgebase
 from .retrieval import search
 from .serializers import KnowledgebaseSerializer, SearchHitSerializer, SearchRequestSerializer
 from .services import schedule_processing
-from .uploads import check_upload
+from .uploads import check_upload, safe_file_name
 
 
 class EmbeddingUnavailable(exceptions.APIException):
@@ -27,13 +30,18 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
     list_key = "documents"
     label = "Knowledgebase"
 
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, SafeJSONParser]
+    rate_classes = {"create": "upload", "partial_update": "upload", "search": "search"}  # see api/rate_limits.py
+    # The same file twice (409); the embedding provider unavailable (503). See api/openapi_hooks.py.
+    error_statuses = {"create": (409,), "partial_update": (409,), "search": (503,)}
 
     def get_queryset(self):
         return super().get_queryset().select_related("account")
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
     def create(self, request, *args, **kwargs):
+        """Upload a document (multipart `file`: PDF, DOCX, Markdown, plain text or HTML, recognised by content).
+        It is processed in the background: `status` goes from `processing` to `ready` or `failed`."""
         checked = check_upload(request, request.account)
         with transaction.atomic():
             document = Knowledgebase(
@@ -47,6 +55,7 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}})
     def partial_update(self, request, *args, **kwargs):
+        """Replace the document's file (multipart `file`); it is processed again. Answers 204 with no body."""
         document = self.get_object()
         checked = check_upload(request, request.account, replacing=document)
         with transaction.atomic():
@@ -70,17 +79,22 @@ class KnowledgebaseViewSet(AccountResourceViewSet):
         transaction.on_commit(lambda: document.file.storage.delete(stored))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(responses={(200, *filetypes.CONTENT_TYPES): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, *args, **kwargs):
+        """The original file as uploaded."""
         document = self.get_object()
         try:
             handle = document.file.open("rb")
         except FileNotFoundError:
             raise exceptions.NotFound("The stored file of this document is missing.")
-        return FileResponse(handle, as_attachment=True, filename=document.name, content_type=document.content_type)
+        return FileResponse(handle, as_attachment=True, filename=safe_file_name(document.name),
+                            content_type=document.content_type)
 
-    @extend_schema(request=SearchRequestSerializer, responses=SearchHitSerializer(many=True))
+    @extend_schema(request=SearchRequestSerializer, responses=inline_serializer("SearchResults", {
+        "results": SearchHitSerializer(many=True),
+        "timings_ms": serializers.DictField(child=serializers.FloatField(), help_text="embed_ms, query_ms, total_ms"),
+    }))
     @action(detail=False, methods=["post"])
     def search(self, request, *args, **kwargs):
         """What a bot would find: hybrid search over the account's (or the given) documents."""

@@ -8,6 +8,7 @@ from voicebots.providers.plivo_api import PlivoApiError
 from voicebots.telephony.rest import PlivoNotConfigured
 
 from . import services
+from .serializers import NumberUpdateSerializer
 from .models import NumberAssignment
 
 
@@ -35,8 +36,10 @@ class AssignNumberForm(forms.ModelForm):
             self.add_error("number", "Write the number in E.164, e.g. +14155550100.")
         if self.errors or account is None:
             return data
-        if data["voicebot"].account_id != account.pk:
-            self.add_error("voicebot", "Choose a voicebot of the same account.")
+        # The API's rule decides whether the bot may answer this account's number (one place).
+        checked = NumberUpdateSerializer(data={"voicebot_id": str(data["voicebot"].pk)}, context={"account": account})
+        if not checked.is_valid():
+            self.add_error("voicebot", checked.errors["voicebot_id"])
             return data
         try:
             self.assignment = services.assign(account, digits, data["voicebot"])

@@ -18,6 +18,9 @@ class NumberViewSet(viewsets.GenericViewSet):
     """The account's Plivo numbers (Plivo keeps the list) and the bots that answer them."""
 
     serializer_class = NumberSerializer
+    label = "Number"
+    list_key = "numbers"
+    error_statuses = {"*": (409, 502)}  # Plivo's answers; see api/openapi_hooks.py
 
     def _digits(self) -> str:
         raw = self.kwargs["number"]
@@ -33,17 +36,20 @@ class NumberViewSet(viewsets.GenericViewSet):
             raise api_error(error, not_found=not_found)
 
     def list(self, request, *args, **kwargs):
+        """The account's Plivo numbers, as Plivo lists them, each with the bot it is pointed at (if any)."""
         numbers = self._plivo(services.PlivoNumbers, request.account)
         return Response(self._plivo(paginate, request, numbers, "numbers", lambda number: number))
 
     @extend_schema(parameters=[NUMBER])
     def retrieve(self, request, *args, **kwargs):
+        """One of the account's Plivo numbers."""
         digits = self._digits()
         return Response(self._plivo(services.get_number, request.account, digits,
                                     not_found=self._unknown(digits)))
 
     @extend_schema(parameters=[NUMBER], request=NumberUpdateSerializer, responses={204: None})
     def partial_update(self, request, *args, **kwargs):
+        """Point the number at a bot (`voicebot_id`), or give it back its earlier application (null)."""
         digits = self._digits()
         serializer = NumberUpdateSerializer(data=request.data, context={"account": request.account})
         serializer.is_valid(raise_exception=True)

@@ -1,7 +1,13 @@
-"""Who may open a Plivo stream for a bot, and which call record the stream belongs to."""
+"""Who may open a Plivo stream for a bot, and which call record the stream belongs to.
+
+A call carries one stream: once a stream has started for a live call, any other (a replayed token, a
+second answer for the same call, the bot's stream secret) is refused and recorded on the call, so nobody
+can listen in on a call by attaching to it.
+"""
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -10,10 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from voicebots.bots.models import Voicebot
+from voicebots.calls import services as calls
 from voicebots.calls.models import Call
 from voicebots.webhooks import events as webhook_events
 
 from .tokens import call_id_from_token
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,9 @@ def authorize_stream(auth_id: str, bot_id: str, token: str) -> StreamAccess | No
     call_id = call_id_from_token(token, settings.STREAM_TOKEN_MAX_AGE)
     if call_id is not None:
         call = Call.objects.filter(pk=call_id, voicebot=bot).first()
-        return StreamAccess(bot, call) if call is not None and not call.has_ended else None
+        if call is None or call.has_ended or _has_stream(call, attempt="(not started)"):
+            return None
+        return StreamAccess(bot, call)
     if hmac.compare_digest(token.encode(), bot.stream_secret.encode()):
         return StreamAccess(bot, None)
     return None
@@ -51,7 +62,7 @@ def claim_stream(access: StreamAccess, call_uuid: str, stream_id: str) -> Call |
         call = Call.objects.select_for_update().filter(account=bot.account, call_uuid=call_uuid).first()
         if call is None:
             call = Call(account=bot.account, voicebot=bot, direction=Call.Direction.OUTBOUND, call_uuid=call_uuid)
-    if call.has_ended:
+    if call.has_ended or _has_stream(call, attempt=stream_id):
         return None
     now = timezone.now()
     call.call_uuid = call_uuid
@@ -62,3 +73,12 @@ def claim_stream(access: StreamAccess, call_uuid: str, stream_id: str) -> Call |
     call.save()
     webhook_events.call_started(call)
     return call
+
+
+def _has_stream(call: Call, *, attempt: str) -> bool:
+    """Whether a stream already carries this call; if so, the `attempt` at another is recorded as an incident."""
+    if not call.stream_id:
+        return False
+    logger.warning("Refused a second stream for live call %s", call.pk)
+    calls.record_event(call, "second_stream_refused", stream_id=call.stream_id, refused_stream_id=attempt)
+    return True

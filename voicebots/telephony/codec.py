@@ -119,7 +119,7 @@ def audio_format_of(content_type: str, sample_rate: Any) -> AudioFormat | None:
 def _object(text: str | bytes | None) -> dict:
     try:
         frame = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # junk, or nested deeper than Python recurses
         frame = None
     if not isinstance(frame, dict):
         raise MalformedFrame("not a JSON object")

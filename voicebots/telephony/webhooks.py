@@ -1,7 +1,8 @@
 """The HTTP requests Plivo makes: answer (inbound_call), hangup and stream status callbacks of a bot's
 inbound calls, and the per-call answer, ring, hangup, machine-detection and voicemail URLs of outbound calls.
 
-Every one is authenticated with Plivo's V3 signature made with the account's Plivo auth token.
+Every one is authenticated with Plivo's V3 signature made with the account's Plivo auth token, and
+each signed request is accepted once: a replay (the same nonce again) is refused.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from voicebots.calls.models import Call
 from voicebots.providers.plivo_api import (PlivoApiError, hangup_xml, signature_is_valid, stream_answer_xml,
                                            voicemail_xml)
 
-from . import rest
+from . import nonces, rest
 from .tokens import stream_token
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,15 @@ def plivo_request_is_authentic(request, account) -> bool:
     )
 
 
+def is_first_delivery(request, account) -> bool:
+    """False for a replay of a signed request already received (no check when signatures are not checked)."""
+    if not settings.PLIVO_VERIFY_SIGNATURES:
+        return True
+    return nonces.first_use(account.pk, request.headers.get("X-Plivo-Signature-V3-Nonce", ""))
+
+
 def signed_by_plivo(resolve, label: str):
-    """A view decorator: resolve the object the URL names (None: 404) and refuse requests Plivo did not sign."""
+    """A view decorator: resolve the object the URL names (None: 404); refuse unsigned requests and replays."""
     def decorate(view):
         @csrf_exempt
         @require_POST
@@ -57,6 +65,10 @@ def signed_by_plivo(resolve, label: str):
             if not plivo_request_is_authentic(request, target.account):
                 logger.warning("Refused a %s request with a bad Plivo signature for %s %s", view.__name__, label, key)
                 return error_response(403, "The X-Plivo-Signature-V3 signature is missing or wrong.")
+            if not is_first_delivery(request, target.account):
+                logger.warning("Refused a replayed %s request for %s %s", view.__name__, label, key)
+                return error_response(403, "This signed request was already received (its nonce was used): "
+                                           "replays are refused.")
             return view(request, target)
         return wrapper
     return decorate

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Literal, Protocol, Union
 
-from voicebots.conversation.ports import ToolCallRecord
+from voicebots.conversation.ports import Passage, ToolCallRecord
 
 from .audio import AudioFormat
 
@@ -217,7 +217,9 @@ class TurnRecord:
     """One bot turn, final: what the caller said, what the caller heard back, and when things happened.
 
     `timings` holds milliseconds (see `timeline.Timeline.timings`). `error` is set when a vendor failed
-    during the turn (the bot apologised or stayed silent).
+    during the turn (the bot apologised or stayed silent). `origin` is the `time.monotonic()` moment the
+    timings count from (see `Timeline.origin`), so a recorder can place the turn on the call's clock;
+    `passages` are the knowledge excerpts the reply was written from.
     """
 
     index: int
@@ -228,6 +230,8 @@ class TurnRecord:
     timings: dict[str, float | None]
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     error: str | None = None
+    origin: float | None = None
+    passages: list[Passage] = field(default_factory=list)
 
 
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",

@@ -746,7 +746,9 @@ class CallSession:
         turn.recorded = True
         record = TurnRecord(index=turn.index, kind=turn.kind, caller_text=turn.caller_text,
                             bot_text=self._playout.heard_text(turn.index).strip(), interrupted=turn.interrupted,
-                            timings=turn.timeline.timings(), tool_calls=list(turn.tool_calls), error=turn.error)
+                            timings=turn.timeline.timings(), tool_calls=list(turn.tool_calls), error=turn.error,
+                            origin=turn.timeline.origin,
+                            passages=list(turn.result.passages) if turn.result is not None else [])
         try:
             await self._observer.on_turn(record)
         except Exception:

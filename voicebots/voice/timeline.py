@@ -42,12 +42,17 @@ class Timeline:
         if getattr(self, stamp) is None:
             setattr(self, stamp, time.monotonic() if at is None else at)
 
+    @property
+    def origin(self) -> float:
+        """The moment the `*_at_ms` timings count from: the end of the caller's speech, or the turn's start."""
+        return self.speech_ended if self.speech_ended is not None else self.started
+
     def timings(self) -> dict[str, float | None]:
         """Milliseconds. `*_at_ms` are offsets from the end of the caller's speech (or from the turn start,
         for a greeting); `stt_ms`, `llm_ms`, `tts_ms` are the vendors' own delays (final transcript after speech
         end, first token after the request, first audio after the first segment); `platform_ms` is the rest of
         `latency_ms` (speech end to first audio sent), i.e. what this platform itself adds."""
-        origin = self.speech_ended if self.speech_ended is not None else self.started
+        origin = self.origin
         offsets = {f"{f.name}_at_ms": _ms(getattr(self, f.name), origin)
                    for f in fields(self) if f.name not in ("started", "speech_ended")}
         latency = _ms(self.first_audio_sent, origin)

@@ -1,4 +1,4 @@
-"""The chat playground's WebSocket: a signed-in member talks to one of their account's bots.
+"""The chat playground's WebSocket: a signed-in member talks to one of their accounts' bots (see access.py).
 
 Client -> server: {"type": "message", "text": "..."} and {"type": "new"} (start a new conversation).
 Server -> client: the engine's events ({"type": "retrieval" | "first_token" | "text" | "tool_started" |
@@ -7,6 +7,7 @@ Server -> client: the engine's events ({"type": "retrieval" | "first_token" | "t
 from __future__ import annotations
 
 import asyncio
+import json
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -23,11 +24,6 @@ from .access import bot_for_user
 MAX_MESSAGE_CHARS = 8000
 
 
-def _member_bot(user, bot_id):
-    bot = bot_for_user(user, bot_id)
-    return (bot.account, bot) if bot is not None else (None, None)
-
-
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = None  # talks only to its own socket: no Redis connection held per page
     async def connect(self):
@@ -35,10 +31,11 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.account, self.bot = await sync_to_async(_member_bot)(user, self.scope["url_route"]["kwargs"]["bot_id"])
+        self.bot = await sync_to_async(bot_for_user)(user, self.scope["url_route"]["kwargs"]["bot_id"])
         if self.bot is None:
             await self.close(code=4404)
             return
+        self.account = self.bot.account  # the conversation belongs to the bot's account
         self.session_id = None
         self.turn: asyncio.Task | None = None
         await self.accept()
@@ -46,6 +43,13 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             language_model(self.bot.llm_provider)
         except ProviderUnavailable as error:
             await self.send_json({"type": "error", "error": error.message})
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return json.loads(text_data)
+        except (ValueError, RecursionError):  # answered as an unknown message, never a crash
+            return None
 
     async def disconnect(self, code):
         if getattr(self, "turn", None):

@@ -1,19 +1,22 @@
 """Webhook endpoints and the delivery log in the admin: each delivery with its attempts, and a retry button."""
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from voicebots.accounts.admin_scoping import AccountScopedAdmin
-from voicebots.core.outbound import literal_address_problem
+from voicebots.api.admin_forms import ApiValidatedForm
 
 from . import services
 from .models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .serializers import WebhookEndpointSerializer
 
 
-class WebhookEndpointForm(forms.ModelForm):
+class WebhookEndpointForm(ApiValidatedForm):
+    """The API's WebhookEndpointSerializer decides what is valid (the URL's guard, the events)."""
+
+    serializer_class = WebhookEndpointSerializer
     events = forms.MultipleChoiceField(choices=[(event, event) for event in EVENT_TYPES],
                                        widget=forms.CheckboxSelectMultiple)
 
@@ -21,14 +24,6 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["account", "url", "description", "events", "enabled"]
         widgets = {"url": forms.URLInput(attrs={"size": 80})}
-
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        problem = literal_address_problem(url, allow_http=settings.WEBHOOK_ALLOW_HTTP,
-                                          allow_private=settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES)
-        if problem:
-            raise forms.ValidationError(problem)
-        return url
 
 
 @admin.register(WebhookEndpoint)

@@ -20,6 +20,8 @@ class WebhookViewSet(AccountResourceViewSet):
     serializer_class = WebhookEndpointSerializer
     list_key = "webhooks"
     label = "Webhook"
+    list_keys = {"deliveries": "deliveries"}  # see api/schema.py
+    error_statuses = {"retry": (409,)}  # see api/openapi_hooks.py
 
     def create(self, request, *args, **kwargs):
         """Add an endpoint; the response carries its signing secret, shown only this once."""

@@ -1,0 +1,102 @@
+"""The admin's forms in a real browser (Chromium through Playwright): widgets work and the console stays clean."""
+import pytest
+
+from voicebots.accounts.services import create_member
+from voicebots.campaigns.models import Campaign
+from voicebots.functions.models import Function
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PASSWORD = "a-long-password-123"
+
+
+@pytest.fixture
+def page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still plain sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.console_errors = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def signed_in(page, live_server, api):
+    create_member(api.account, "staffer", PASSWORD)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staffer")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page
+
+
+def test_function_parameters_are_added_as_rows_in_the_browser(signed_in, live_server, api):
+    page = signed_in
+    page.goto(f"{live_server.url}/admin/functions/function/add/")
+    page.fill("#id_name", "book_table")
+    page.fill("#id_handler_url", "https://example.com/book")
+    page.fill("[name=user_parameters-0-name]", "date")
+    page.select_option("[name=user_parameters-0-type]", "string")
+    page.check("[name=user_parameters-0-required]")
+    page.fill("[name=fixed_parameters-0-name]", "clinic_id")
+    page.fill("[name=fixed_parameters-0-value]", "42")
+    page.click("input[name=_save]")
+    page.wait_for_url(f"{live_server.url}/admin/functions/function/")
+    function = Function.objects.get()
+    assert function.user_parameters == [{"name": "date", "type": "string", "description": "", "required": True}]
+    assert function.fixed_parameters == [{"name": "clinic_id", "value": 42}]
+    assert page.console_errors == []
+
+
+def test_bot_settings_offer_the_apis_choices_in_the_browser(signed_in, live_server):
+    page = signed_in
+    page.goto(f"{live_server.url}/admin/bots/voicebot/add/")
+    page.fill("#id_name", "Front desk")
+    page.fill("#id_llm_model", "claude-sonnet-5-5")
+    page.select_option("#id_tts_provider", "deepgram")
+    page.fill("#id_tts_voice", "not-a-voice")
+    page.select_option("#id_stt_language", "fr")
+    page.click("input[name=_save]")
+    assert "Unknown Deepgram Aura voice" in page.text_content(".errorlist")
+    page.fill("#id_tts_voice", "asteria")
+    page.click("input[name=_save]")
+    page.wait_for_url(f"{live_server.url}/admin/bots/voicebot/")
+    assert "Front desk" in page.content()
+    assert page.console_errors == []
+
+
+def test_calling_windows_are_typed_per_weekday_in_the_browser(signed_in, live_server, api):
+    page = signed_in
+    bot = api.post("Voicebot/", {"name": "Dialer"}).json()
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/add/")
+    page.fill("#id_name", "Spring")
+    page.select_option("#id_voicebot", bot["id"])
+    page.fill("#id_caller_ids", "+14155550100")
+    page.fill("#id_starts_at_0", "2025-03-01")
+    page.fill("#id_starts_at_1", "09:00:00")
+    page.fill("#id_ends_at_0", "2025-12-31")
+    page.fill("#id_ends_at_1", "18:00:00")
+    page.fill("[name=calling_windows_mon]", "09:00-12:00, 14:00-17:00")
+    page.fill("[name=calling_windows_fri]", "10:00-16:00")
+    page.click("input[name=_save]")
+    page.wait_for_url(f"{live_server.url}/admin/campaigns/campaign/")
+    assert Campaign.objects.get().calling_windows == {"mon": [["09:00", "12:00"], ["14:00", "17:00"]],
+                                                      "fri": [["10:00", "16:00"]]}
+    assert page.console_errors == []
+
+
+def test_the_api_docs_page_shows_every_resource(page, live_server):
+    page.goto(f"{live_server.url}/api/docs")
+    page.wait_for_selector(".opblock-tag-section", timeout=20_000)
+    tags = page.locator(".opblock-tag").all_text_contents()
+    for resource in ("Voicebot", "Function", "Knowledgebase", "Call", "Campaign", "Number", "Webhook", "Account"):
+        assert any(tag.strip().startswith(resource) for tag in tags), (resource, tags)
+    assert "Rate limits" in page.text_content(".information-container")
+    assert page.console_errors == []
