@@ -9,10 +9,12 @@ would write back. A test that changed those two tables gets Django's own flush.
 """
 from __future__ import annotations
 
-from django.db import connections, transaction
+import psycopg
+from django.db import OperationalError, connections, transaction
 from django.test import TransactionTestCase
 
 KEPT = ("django_content_type", "auth_permission")  # post_migrate's rows, identical after a flush
+DEADLOCK_RETRIES = 3
 
 _django_fixture_teardown = TransactionTestCase._fixture_teardown
 _kept_counts: dict[str, tuple[int, ...]] = {}  # per database alias, as migrations left them
@@ -41,14 +43,25 @@ def empty_tables(alias: str) -> bool:
               if table not in KEPT]
     if alias not in _kept_counts:
         return False
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        if _count_kept(cursor) != _kept_counts[alias]:
-            return False
-        cursor.execute("SELECT " + ", ".join(f"EXISTS (SELECT FROM {quote(table)})" for table in tables))
-        written = [table for table, has_rows in zip(tables, cursor.fetchone()) if has_rows]
-        if written:
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            cursor.execute("; ".join(f"DELETE FROM {quote(table)}" for table in written))
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
+                if _count_kept(cursor) != _kept_counts[alias]:
+                    return False
+                cursor.execute("SELECT " + ", ".join(f"EXISTS (SELECT FROM {quote(table)})" for table in tables))
+                written = [quote(table) for table, has_rows in zip(tables, cursor.fetchone()) if has_rows]
+                if written:
+                    # As TRUNCATE would, wait for writers still at work (a web server a module shares, a call's
+                    # thread) and keep new ones out until the rows are gone.
+                    cursor.execute(f"LOCK TABLE {', '.join(written)} IN SHARE ROW EXCLUSIVE MODE")
+                    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                    cursor.execute("; ".join(f"DELETE FROM {table}" for table in written))
+            return True
+        except OperationalError as error:
+            # A writer holding one table and wanting another that is locked here: PostgreSQL ends one of the
+            # two transactions; when it is this one, try again.
+            if not isinstance(error.__cause__, psycopg.errors.DeadlockDetected) or attempt == DEADLOCK_RETRIES:
+                raise
     return True
 
 
