@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-pytest_plugins = ["tests.network_guard", "pytester"]
+pytest_plugins = ["tests.network_guard", "tests.virtual_time", "pytester"]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -43,6 +43,10 @@ def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
+    from tests.database import is_test_database
+
+    if not is_test_database(connection):
+        return  # no test used the database: the connection is the development one's
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")

@@ -74,10 +74,15 @@ def _fixture_teardown(self: TransactionTestCase) -> None:
             return
 
 
+def is_test_database(connection) -> bool:
+    """Whether `connection` points at its test database (pytest-django creates it only when a test uses it)."""
+    return connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+
+
 def install() -> None:
     """Use `empty_tables` for the test databases as they are now (just created and migrated)."""
     for connection in connections.all():
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or not is_test_database(connection):
             continue
         with connection.cursor() as cursor:
             if _all_foreign_keys_deferrable(cursor):
