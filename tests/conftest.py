@@ -1,18 +1,43 @@
 import base64
 import json
+import os
 
 import pytest
 
 pytest_plugins = ["tests.network_guard", "tests.virtual_time", "pytester"]
 
 
+_durations: dict[str, float] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n`, each worker collects the tests slowest first (tests/scheduling.py)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from tests.scheduling import slowest_first
+
+        slowest_first(items)
+
+
+def pytest_runtest_logreport(report):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's own process: it hears of every test
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        from tests.scheduling import record_durations
+
+        record_durations(_durations)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`pytest -n N` (--dist load, the default) shares the tests out as tests/scheduling.py says."""
     if config.getvalue("dist") == "load":
-        from tests.scheduling import TestScheduling
+        from tests.scheduling import SuiteScheduling
 
-        return TestScheduling(config, log)
+        return SuiteScheduling(config, log)
     return None
 
 
