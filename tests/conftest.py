@@ -1,7 +1,64 @@
 import base64
 import json
+import os
 
 import pytest
+
+pytest_plugins = ["tests.network_guard", "tests.virtual_time", "pytester"]
+
+
+_durations: dict[str, float] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n`, each worker collects the tests slowest first (tests/scheduling.py)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from tests.scheduling import slowest_first
+
+        slowest_first(items)
+
+
+def pytest_runtest_logreport(report):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's own process: it hears of every test
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        from tests.scheduling import record_durations
+
+        record_durations(_durations)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n N` (--dist load, the default) shares the tests out as tests/scheduling.py says."""
+    if config.getvalue("dist") == "load":
+        from tests.scheduling import SuiteScheduling
+
+        return SuiteScheduling(config, log)
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_flush(django_db_setup, django_db_blocker):
+    """Transactional tests end by emptying only the tables they wrote (tests/database.py)."""
+    from tests import database
+
+    with django_db_blocker.unblock():
+        database.install()
+    yield
+    database.uninstall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing():
+    """Users' passwords are hashed with few rounds (tests/passwords.py)."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.passwords.QuickPBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -11,6 +68,10 @@ def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
+    from tests.database import is_test_database
+
+    if not is_test_database(connection):
+        return  # no test used the database: the connection is the development one's
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")

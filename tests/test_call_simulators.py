@@ -19,11 +19,13 @@ from voicebots.telephony.management.commands.simulate_call import answer
 from voicebots.telephony.simulator import PlivoCallSimulator
 from voicebots.web.voice_simulator import BrowserCallSimulator
 
+# Under `pytest -n`, one worker runs the whole module (tests/scheduling.py): its tests share a web server.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def app():
+@pytest.fixture(scope="module")
+def app(django_db_setup):
+    """One web server and set of vendor fakes for both callers (starting them takes seconds)."""
     llm, stt, tts = FakeAnthropic(), FakeDeepgram(), FakeCartesia(ms_per_char=20)
     for fake in (llm, stt, tts):
         fake.start_in_thread()

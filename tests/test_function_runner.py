@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.http_handler import FunctionHandlerFake, Reply, self_signed_tls
+from tests.network_guard import resolve_as_unknown
 from voicebots.conversation import ToolCall
 from voicebots.functions.runner import (
     MAX_RESULT_CHARS,
@@ -187,7 +188,8 @@ async def test_oversized_response_becomes_an_error(handler, runner):
     assert result.is_error and result.content == "The book table service response was too large."
 
 
-async def test_unreachable_and_unknown_hosts_become_error_results(runner):
+async def test_unreachable_and_unknown_hosts_become_error_results(runner, monkeypatch):
+    resolve_as_unknown(monkeypatch, "no-such-host.invalid")  # as DNS answers, without asking it
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

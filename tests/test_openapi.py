@@ -19,6 +19,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
+from tests.network_guard import resolve_as_unknown
+
 # Requests go through the WSGI handler, which closes the database connection after each: real transactions.
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,8 +36,9 @@ def document():
 
 
 @pytest.fixture
-def world(api, fake_plivo, fake_anthropic, settings):
+def world(api, fake_plivo, fake_anthropic, settings, monkeypatch):
     """An account with one object of each kind; Plivo and the model faked (the model says "Hello.")."""
+    resolve_as_unknown(monkeypatch, "example.com")  # the function's and webhook's host: nothing is sent out
     settings.API_RATE_LIMITS = {kind: (100_000, 10) for kind in settings.API_RATE_LIMITS}
     api.account.plivo_auth_id, api.account.plivo_auth_token = fake_plivo.auth_id, fake_plivo.auth_token
     api.account.save()

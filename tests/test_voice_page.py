@@ -18,6 +18,7 @@ from tests.fakes.deepgram_server import FakeDeepgram
 from tests.live_app import LiveApp
 from voicebots.voice.audio import resample
 
+# Under `pytest -n`, one worker runs the whole module (tests/scheduling.py): its tests share a web server.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,19 +54,20 @@ def caller_wav(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vendors():
-    llm, stt, tts = FakeAnthropic(), FakeDeepgram([QUESTION, INTERRUPTION]), FakeCartesia()
+    """One set of vendor fakes for the module's web server; a test scripts what its call needs."""
+    llm, stt, tts = FakeAnthropic(), FakeDeepgram(), FakeCartesia()
     for fake in (llm, stt, tts):
         fake.start_in_thread()
-    llm.script(Turn([Text(LONG_REPLY)]), Turn([Text("Sure.")]))
     yield llm, stt, tts
     for fake in (llm, stt, tts):
         fake.stop()
 
 
-@pytest.fixture
-def app(vendors):
+@pytest.fixture(scope="module")
+def app(django_db_setup, vendors):
+    """One web server for the module's tests (starting one takes seconds); each test's data is its own."""
     llm, stt, tts = vendors
     with LiveApp({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": llm.url, "DEEPGRAM_API_KEY": "test-key",
                   "DEEPGRAM_BASE_URL": stt.ws_url.replace("ws://", "http://"), "CARTESIA_API_KEY": "test-key",
@@ -97,11 +99,14 @@ def playground_page(context, app, bot_id, problems: list[str]):
     return page
 
 
-def test_talking_to_a_bot_from_the_browser(app, bot_and_member, tmp_path):
+def test_talking_to_a_bot_from_the_browser(app, vendors, bot_and_member, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from voicebots.calls.models import Call
 
+    llm, stt, _ = vendors
+    llm.script(Turn([Text(LONG_REPLY)]), Turn([Text("Sure.")]))
+    stt.script(QUESTION, INTERRUPTION)
     bot = bot_and_member
     wav = caller_wav(tmp_path)
     problems: list[str] = []

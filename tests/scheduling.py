@@ -1,0 +1,64 @@
+"""How `make test` (`pytest -n 2`) shares the tests between its pytest-xdist workers.
+
+Each test is a unit of its own, handed to whichever worker runs short of work, except the modules below: their
+tests share a module-scoped server, so one worker takes the whole module. (xdist's own `--dist loadgroup` would do
+this with `xdist_group` marks, but the pytest-xdist version pinned renames the tests in a way the pinned pytest
+ignores.)
+
+The slowest tests go first, so that the run does not end with one worker on a 30-second test while the others
+wait: every run records how long each test took in `.dev/test-durations.json`, and the next one orders by it
+(a test it does not know keeps its place among the quick ones; with no record, the order is pytest's).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from xdist.scheduler import LoadScopeScheduling
+
+# Modules whose tests share a server started once per module (a web server in a process of its own).
+ONE_WORKER_MODULES = frozenset({
+    "tests/test_voice_page.py",
+    "tests/test_call_simulators.py",
+})
+
+
+class SuiteScheduling(LoadScopeScheduling):
+    """Units of one test, or one module of ONE_WORKER_MODULES; a worker is given more when it has two or fewer
+    tests left (LoadScopeScheduling's rule), the units with the most tests first."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in ONE_WORKER_MODULES else nodeid
+
+
+def durations_path() -> Path:
+    from config.embedded import DEV_DIR
+
+    return DEV_DIR / "test-durations.json"
+
+
+def recorded_durations() -> dict[str, float]:
+    try:
+        return json.loads(durations_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def slowest_first(items: list) -> None:
+    """Order `items` in place by their last recorded duration, longest first (a stable sort)."""
+    known = recorded_durations()
+    items.sort(key=lambda item: -known.get(item.nodeid, 0.0))
+
+
+def record_durations(durations: dict[str, float]) -> None:
+    """Merge this run's durations into the record (tests not run this time keep theirs)."""
+    if not durations:
+        return
+    path = durations_path()
+    merged = {**recorded_durations(), **{nodeid: round(seconds, 3) for nodeid, seconds in durations.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(merged, indent=0, sort_keys=True))
+    temporary.replace(path)
