@@ -29,6 +29,8 @@ def bot_form(**changes) -> dict:
             "stt_provider": "deepgram", "stt_language": "en", "call_timeout": 30, "max_call_duration": 1800,
             "interruption_min_words": 1, "backchannel_words": '["ok"]', "interruptions_enabled": "on",
             "record_calls": "on", "analysis": "{}"}
+    for name in ("interruption_min_speech_ms", "interruption_words_wait_ms", "dead_air_ms"):
+        form[name] = Voicebot._meta.get_field(name).default  # as the add page fills them in
     form.update(changes)
     return form
 

@@ -24,7 +24,8 @@ class CallViewSet(AccountResourceViewSet):
     serializer_class = CallSerializer
     list_key = "calls"
     label = "Call"
-    error_statuses = {"create": (409, 502), "destroy": (409, 502)}  # Plivo's answers; see api/openapi_hooks.py
+    # Plivo's answers, and live control's 409 for a call not running; see api/openapi_hooks.py
+    error_statuses = {"create": (409, 502), "destroy": (409, 502), "end": (409,), "say": (409,), "transfer": (409,)}
 
     def get_queryset(self):
         calls = super().get_queryset().select_related("account", "recording")
