@@ -40,6 +40,7 @@ from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
+from voicebots.voice import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.telephony.transfer import transfer_url
 from voicebots.voice.activity import VoiceActivity
@@ -47,6 +48,9 @@ from voicebots.voice.barge_in import InterruptionRules
 from voicebots.voice.control import CallControl
 from voicebots.voice.ports import Transcript, UtteranceEnd
 from voicebots.voice.turns import CallerPaused, CallerSpeaking, CallerTurnEnded, TurnTaker, sounds_unfinished
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 # --- Test doubles -----------------------------------------------------------------------------------
 
@@ -63,10 +67,10 @@ class PhoneLeg(FakeTransport):
 
     async def hang_up(self) -> None:
         self.hung_up = True
-        self.hung_up_at = time.monotonic()
+        self.hung_up_at = clock.now()
 
     async def transfer(self, destination: str) -> bool:
-        self.transfers.append((time.monotonic(), destination))
+        self.transfers.append((clock.now(), destination))
         return self.transfer_ok
 
     async def send_dtmf(self, digits: str) -> None:
@@ -300,6 +304,7 @@ def test_transfer_xml_dials_a_number_or_a_sip_user_only_with_a_valid_token(clien
     assert client.post(f"{url.path}?token=forged").status_code == 403
 
 
+@pytest.mark.real_time  # Plivo's fake and the database run on threads of their own
 @pytest.mark.django_db(transaction=True)
 async def test_a_phone_call_is_transferred_through_plivo_after_the_bot_line(client, api, vendors, settings):
     llm, stt, tts = vendors
@@ -419,7 +424,7 @@ async def test_interim_words_ahead_of_the_voice_detector_interrupt_once_it_hears
         await call.caller.say(600)
         await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
         await asyncio.sleep(1.0)  # the question's own voice is no longer recent; the bot still speaks
-        started = time.monotonic()
+        started = clock.now()
         await call.caller.say(900)
         assert call.transport.clears and call.transport.clears[0] < started + 0.7  # not left for the next words
 
