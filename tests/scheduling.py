@@ -17,10 +17,13 @@ from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
 
-# Modules whose tests share a server started once per module (a web server in a process of its own).
+# Modules whose tests share a server started once per module (a web server in a process of its own). Split
+# between workers, such a module's fixture is started again each time a worker comes back to it
+# (test_multiprocess's deployment of two web processes and two workers: ~10 s each time).
 ONE_WORKER_MODULES = frozenset({
     "tests/test_voice_page.py",
     "tests/test_call_simulators.py",
+    "tests/test_multiprocess.py",
 })
 
 

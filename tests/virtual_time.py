@@ -77,6 +77,11 @@ class _IdleClockSelector(selectors.DefaultSelector):
             events = super().select(OUTSIDE_POLL_S)
             if events:
                 return events
+        # A peer that took the last of our bytes after the look above has made our socket writable meanwhile:
+        # look once more, now that nothing is on its way, before moving the clock past it.
+        events = super().select(0)
+        if events:
+            return events
         if timeout is None:  # no timer at all: only I/O can wake the loop, as in a real one
             return super().select(None)
         self._loop._advance(timeout)
