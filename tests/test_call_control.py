@@ -512,6 +512,16 @@ def test_a_bots_call_settings_become_the_session_options(api):
     assert (options.barge_in_min_speech_s, options.barge_in_words_wait_s, options.dead_air_s) == (0.12, 0.8, 4.0)
     assert options.filler_text == "Hang on."
     assert options.function_fillers == {"check_tables": "Let me look at the bookings."}
+    assert options.llm_stall_s == 2.5
+
+
+@pytest.mark.django_db
+def test_the_model_stall_time_is_a_deployment_setting(api, settings):
+    bot = Voicebot.objects.get(pk=api.post("Voicebot/", {"name": "Slow model"}).json()["id"])
+    settings.LLM_STALL_S = 8.0
+    assert session_options(bot).llm_stall_s == 8.0
+    settings.LLM_STALL_S = 0.0
+    assert session_options(bot).llm_stall_s is None  # never asked again: a self-hosted model may take its time
 
 
 @pytest.mark.django_db
