@@ -263,12 +263,13 @@ class TurnRecord:
 
 
 # false_interruption: the bot stopped for the caller's voice and went on (an acknowledgement, a noise).
+# echo_ignored: a transcript of the bot's own voice, leaking back from the caller's phone, did not interrupt it.
 # The others after llm_error keep a call from going silent: filler (a line while a function or the model is slow),
 # llm_stalled (the model's stream stopped: asked again, or given up on), empty_reply (the model said nothing: asked
 # again, or a fallback line), fallback_line (no voice could speak: a recorded line played instead).
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
                        "caller_silent", "max_duration", "false_interruption", "filler", "llm_stalled",
-                       "empty_reply", "fallback_line"]
+                       "empty_reply", "fallback_line", "echo_ignored"]
 
 
 class CallObserver(Protocol):

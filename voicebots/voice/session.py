@@ -377,8 +377,15 @@ class CallSession:
             self._vad_recheck = None
 
     def _heard_speech_lately(self) -> bool:
-        silent_for = self._activity.silent_for(clock.now())
-        return silent_for is not None and silent_for <= self._options.barge_in_confirm_s
+        """The caller's own voice was heard lately: the detector's speech, less the bot's echo (CallerSpeech)."""
+        quiet_for = self._caller_speech.quiet_for(clock.now())
+        return quiet_for is not None and quiet_for <= self._options.barge_in_confirm_s
+
+    def _is_echo(self, turn: BotTurn) -> bool:
+        """A transcript while the bot is audible, with no speech of the caller's own since the bot's turn began:
+        the speech-to-text wrote down the bot's echo."""
+        last = self._caller_speech.last_speech_at
+        return self._playout.audible() and (last is None or last < turn.timeline.started)
 
     def _cancel_hold(self) -> None:
         if self._hold is not None and self._hold is not asyncio.current_task():
@@ -429,6 +436,9 @@ class CallSession:
         if self._bot_busy():
             if self._barge_in.rules.is_backchannel(ended.text):
                 logger.info("Ignoring a backchannel while the bot speaks: %r", ended.text)
+                return
+            if self._is_echo(turn):
+                await self._incident("echo_ignored", f"a transcript of the bot's own voice: {ended.text!r}")
                 return
             if not self._barge_in.rules.enabled:
                 self._spawn(self._answer_when_heard(ended))
