@@ -298,6 +298,26 @@ class EchoingCaller(FakeCaller):
         return bytes([MULAW_SILENCE]) * FRAME_BYTES
 
 
+async def test_a_transcript_of_the_bots_own_echo_does_not_stop_it():
+    reply = ["Of course. ", "We are open Monday to Friday from eight in the morning until six in the evening, ",
+             "and on Saturdays from nine until one. ", "We are closed on Sundays and on public holidays. ",
+             "Would you like to book a visit?"]
+    llm = ToolScriptedLLM(Step(reply))
+
+    def caller(session: CallSession, leg: PhoneLeg) -> EchoingCaller:
+        return EchoingCaller(session, leg=leg)
+
+    # This STT hears the echo (a speech-to-text more sensitive than Deepgram) and writes the bot's words down.
+    async with running_call(llm, ["When are you open?", "we are open monday to friday from eight"],
+                            voice=spoken_voice, activity=SileroActivity(), caller=caller, stt_speech_rms=100) as call:
+        call.caller.talk(SPEECH[:6000])  # the question
+        await wait_until(lambda: "echo_ignored" in call.recorder.incident_kinds(), timeout=20)
+        assert call.transport.clears == []  # the bot never stopped
+        await wait_until(lambda: call.recorder.turns, timeout=30)
+        assert len(call.recorder.turns) == 1 and not call.recorder.turns[0].interrupted
+        assert len(llm.requests) == 1  # the echo was not answered as if the caller had said it
+
+
 async def test_the_bots_own_echo_and_steady_line_noise_never_stop_it_but_the_caller_does():
     reply = ["Of course. ", "We are open Monday to Friday from eight in the morning until six in the evening, ",
              "and on Saturdays from nine until one. ", "We are closed on Sundays and on public holidays. ",

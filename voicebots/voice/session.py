@@ -377,15 +377,24 @@ class CallSession:
             self._vad_recheck = None
 
     def _heard_speech_lately(self) -> bool:
-        """The caller's own voice was heard lately: the detector's speech, less the bot's echo (CallerSpeech)."""
+        """The caller's own voice (the detector's speech, less the bot's echo: CallerSpeech) was heard lately, and
+        during the bot's turn: their words before it (the question it answers) do not make later words theirs."""
         quiet_for = self._caller_speech.quiet_for(clock.now())
-        return quiet_for is not None and quiet_for <= self._options.barge_in_confirm_s
+        turn = self._current
+        return (quiet_for is not None and quiet_for <= self._options.barge_in_confirm_s
+                and (turn is None or self._caller_spoke_during(turn)))
+
+    def _caller_spoke_during(self, turn: BotTurn) -> bool:
+        own = self._caller_speech.last_speech_at
+        return own is not None and own >= turn.timeline.started
 
     def _is_echo(self, turn: BotTurn) -> bool:
-        """A transcript while the bot is audible, with no speech of the caller's own since the bot's turn began:
-        the speech-to-text wrote down the bot's echo."""
-        last = self._caller_speech.last_speech_at
-        return self._playout.audible() and (last is None or last < turn.timeline.started)
+        """A transcript while the bot is audible, where since the bot's turn began the voice detector heard speech
+        but none of it was the caller's own (all of it the bot's echo): the speech-to-text wrote down the echo.
+        When the detector heard nothing at all, the transcript stands: the words are all there is to go by."""
+        heard = self._activity.last_speech_at
+        return (self._playout.audible() and heard is not None and heard >= turn.timeline.started
+                and not self._caller_spoke_during(turn))
 
     def _cancel_hold(self) -> None:
         if self._hold is not None and self._hold is not asyncio.current_task():
