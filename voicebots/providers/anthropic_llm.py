@@ -7,12 +7,12 @@ itself (with prompt caching) is built by `anthropic_format`.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from typing import Any, AsyncIterator, Sequence
 
 import anthropic
-import httpcore2  # noqa: F401  (httpx2 imports it on the first client: here, at start-up, not in a first call)
 import httpx2
 
 from voicebots.conversation.ports import (
@@ -35,6 +35,8 @@ from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import anthropic_format
 from .llm_retries import RetryingCalls, describe_status_failure, describe_transport_failure, sentence
+
+importlib.import_module("httpcore2")  # httpx2 imports it on the first client: here, at start-up, not in a first call
 
 logger = logging.getLogger(__name__)
 
