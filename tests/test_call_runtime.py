@@ -255,7 +255,7 @@ class MemoryLeg:
     async def send_dtmf(self, digits):
         raise AssertionError("no keys on this call")
 
-    async def transfer(self, destination):
+    async def transfer(self, destination, summary=""):
         return False
 
     async def hang_up(self):

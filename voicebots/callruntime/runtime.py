@@ -118,7 +118,7 @@ class _PipelineTransport:
         await self._leg.send_dtmf(digits)
 
     async def transfer(self, destination: str, summary: str = "") -> bool:
-        return await (self._leg.transfer(destination, summary) if summary else self._leg.transfer(destination))
+        return await self._leg.transfer(destination, summary)
 
     async def hang_up(self) -> None:
         # In a task of its own: the pipeline calls this from its own tasks, which ending the call cancels.

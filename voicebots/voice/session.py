@@ -229,12 +229,7 @@ class CallSession:
         turn.task = asyncio.current_task()
         await self._speak_text(turn, self._options.transfer_text)
         self._finish_sending(turn)
-        await self._wait_heard(turn)
-        moved = await (self._transport.transfer(to, summary=summary) if summary else self._transport.transfer(to))
-        if not moved:
-            await self._incident("transfer_failed", to)
-            self._closing = False
-            self._spawn(self._say(self._options.transfer_failed_text))
+        await self._transfer_once_heard(turn, to, summary)
 
     # --- The task group -----------------------------------------------------------------------------
 
@@ -539,11 +534,19 @@ class CallSession:
 
     async def _carry_out(self, turn: BotTurn, action: ControlAction) -> None:
         """End or transfer the call once the bot's last words have been heard."""
-        await self._wait_heard(turn)
         if action.kind == "end_call":
+            await self._wait_heard(turn)
             await self._transport.hang_up()
-        elif not await self._transport.transfer(action.destination):
-            await self._incident("transfer_failed", action.destination)
+        else:
+            await self._transfer_once_heard(turn, action.destination)
+
+    async def _transfer_once_heard(self, turn: BotTurn, to: str, summary: str = "") -> None:
+        """Transfer once `turn` (the transfer line) has been heard; a refused transfer is recorded and the caller
+        is told, and the call goes on."""
+        await self._wait_heard(turn)
+        moved = await (self._transport.transfer(to, summary=summary) if summary else self._transport.transfer(to))
+        if not moved:
+            await self._incident("transfer_failed", to)
             self._closing = False
             self._spawn(self._say(self._options.transfer_failed_text))
 

@@ -62,9 +62,10 @@ class BrowserLeg:
     async def send_dtmf(self, digits: str) -> None:
         logger.info("Keys %r not sent: a browser call has no keypad at the other end", digits)
 
-    async def transfer(self, destination: str) -> bool:
-        """No phone network here: the page is told where the call would go, and the call ends."""
-        self.emit({"type": "transfer", "to": destination})
+    async def transfer(self, destination: str, summary: str = "") -> bool:
+        """No phone network here: the page is told where the call would go (and what the person answering would
+        be told), and the call ends."""
+        self.emit({"type": "transfer", "to": destination, **({"summary": summary} if summary else {})})
         runtime = self.consumer.runtime
         await in_call_database_thread(record_event)(runtime.call, "transferred", destination=destination,
                                                     simulated=True)
