@@ -151,3 +151,20 @@ def test_a_denied_or_missing_microphone_is_explained(app, bot_and_member, device
         assert page.get_attribute("#voice", "data-state") == "ended"
         assert page.is_enabled("#talk") and not page.is_enabled("#hang-up")  # ready to try again
     assert problems == [], problems
+
+
+def test_chatting_with_a_bot_on_the_same_page(app, vendors, bot_and_member):
+    """The chat half of the page (playground.js, on the same shared script as the voice half): the question and
+    the streamed answer appear as messages, the timings fill in, no console error."""
+    llm, _, _ = vendors
+    llm.script(Turn([Text("We open ", "at eight.")]))
+    problems: list[str] = []
+    with browsers.chromium() as browser:
+        page = playground_page(browser.new_context(), app, bot_and_member["id"], problems)
+        page.fill("#message", QUESTION)
+        page.click("#composer button[type=submit]")
+        page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
+        assert page.locator("#messages .msg.user").all_text_contents() == [QUESTION]
+        assert page.locator("#messages .msg.bot").all_text_contents() == ["We open at eight."]
+        assert page.text_content("#status") == ""
+    assert problems == [], problems
