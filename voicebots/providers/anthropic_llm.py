@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 import anthropic
 import httpx2
@@ -24,7 +24,6 @@ from voicebots.conversation.ports import (
     Message,
     MessageDone,
     Reasoning,
-    SystemPrompt,
     TextDelta,
     ThinkingDelta,
     ToolCall,
@@ -34,7 +33,7 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import anthropic_format
-from .llm_retries import RetryingCalls, describe_status_failure, describe_transport_failure, sentence
+from .llm_retries import RetryingCalls, RetryingLLM, describe_status_failure, describe_transport_failure, sentence
 
 importlib.import_module("httpcore2")  # httpx2 imports it on the first client: here, at start-up, not in a first call
 
@@ -123,7 +122,7 @@ def _describe(error: Exception) -> LLMError:
     return describe_status_failure(error, anthropic, detail)
 
 
-class AnthropicLLM:
+class AnthropicLLM(RetryingLLM):
     """LLM port implementation. Retries a 429/5xx/timeout/connection failure at most
     `max_retries_handled_here` times, only before any text or tool call was yielded, and only while the
     whole attempt fits in `total_budget_s`. The SDK's own retries are off (max_retries=0). `complete` (work
@@ -140,18 +139,6 @@ class AnthropicLLM:
             api_key=api_key, base_url=base_url, max_retries=0, timeout=self._calls.client_timeout,
             http_client=anthropic.DefaultAsyncHttpxClient(verify=CLIENT_CONTEXT),  # no TLS context of its own
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        return self._calls.stream(lambda timeout: self._attempt(request, timeout))
-
-    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
-                       max_tokens: int) -> Completion:
-        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
-                             max_tokens=max_tokens)
-        return await self._calls.call(lambda timeout: self._complete_once(request, timeout))
 
     async def _complete_once(self, request: LLMRequest, timeout: httpx2.Timeout) -> Completion:
         reply = await self._client.messages.create(**anthropic_format.request_params(request), timeout=timeout)

@@ -13,11 +13,19 @@ import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 import httpx2
 
-from voicebots.conversation.ports import LLMError, LLMEvent, ThinkingDelta
+from voicebots.conversation.ports import (
+    Completion,
+    LLMError,
+    LLMEvent,
+    LLMRequest,
+    Message,
+    SystemPrompt,
+    ThinkingDelta,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -110,6 +118,32 @@ class RetryingCalls:
     def _timeout(self, limit_s: float, deadline: float) -> httpx2.Timeout:
         remaining = max(deadline - time.monotonic(), 0.1)
         return httpx2.Timeout(min(limit_s, remaining), connect=min(self._connect_timeout_s, remaining))
+
+
+class RetryingLLM:
+    """The LLM port's methods over a vendor's client, retried by `_calls`. An adapter sets `_calls` and
+    `_client` and writes one streamed try (`_attempt`) and one whole reply (`_complete_once`)."""
+
+    _calls: RetryingCalls
+    _client: Any
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        return self._calls.stream(lambda timeout: self._attempt(request, timeout))
+
+    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
+                       max_tokens: int) -> Completion:
+        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
+                             max_tokens=max_tokens)
+        return await self._calls.call(lambda timeout: self._complete_once(request, timeout))
+
+    def _attempt(self, request: LLMRequest, timeout: httpx2.Timeout) -> AsyncIterator[LLMEvent]:
+        raise NotImplementedError
+
+    async def _complete_once(self, request: LLMRequest, timeout: httpx2.Timeout) -> Completion:
+        raise NotImplementedError
 
 
 def describe_transport_failure(error: Exception, sdk: ModuleType) -> LLMError | None:

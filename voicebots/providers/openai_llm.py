@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 import httpx2
 import openai
@@ -23,7 +23,6 @@ from voicebots.conversation.ports import (
     LLMRequest,
     Message,
     MessageDone,
-    SystemPrompt,
     TextDelta,
     ThinkingDelta,
     ToolCall,
@@ -32,7 +31,14 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import openai_format
-from .llm_retries import RetryingCalls, describe_status_failure, describe_transport_failure, rejected, sentence
+from .llm_retries import (
+    RetryingCalls,
+    RetryingLLM,
+    describe_status_failure,
+    describe_transport_failure,
+    rejected,
+    sentence,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +98,7 @@ def _describe(error: Exception) -> LLMError:
     return describe_status_failure(error, openai, detail)
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(RetryingLLM):
     """LLM port implementation over any OpenAI-compatible endpoint; retries as `llm_retries` says (the SDK's
     own retries are off). `complete` waits up to `complete_timeout_s` an attempt, retried the same way."""
 
@@ -108,18 +114,6 @@ class OpenAICompatibleLLM:
             api_key=api_key, base_url=base_url, max_retries=0, timeout=self._calls.client_timeout,
             http_client=openai.DefaultAsyncHttpxClient(verify=CLIENT_CONTEXT),
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        return self._calls.stream(lambda timeout: self._attempt(request, timeout))
-
-    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
-                       max_tokens: int) -> Completion:
-        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
-                             max_tokens=max_tokens)
-        return await self._calls.call(lambda timeout: self._complete_once(request, timeout))
 
     async def _complete_once(self, request: LLMRequest, timeout: httpx2.Timeout) -> Completion:
         reply = await self._client.chat.completions.create(
