@@ -21,6 +21,8 @@ FALSE_WORDS = {"0", "false", "no", "off"}
 BOOLEANS = (
     "DEBUG", "TRUST_PROXY_HEADERS", "DB_POOL", "CELERY_TASK_ALWAYS_EAGER", "PLIVO_VERIFY_SIGNATURES",
     "FUNCTION_ALLOW_HTTP", "FUNCTION_ALLOW_PRIVATE_ADDRESSES", "EMBEDDING_SEND_DIMENSIONS",
+    "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD", "WEBHOOK_ALLOW_HTTP", "WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
 )
 # name: (lowest, highest or None)
 INTEGERS = {
@@ -38,6 +40,24 @@ INTEGERS = {
     "EMBEDDING_BATCH_SIZE": (1, 2048),
     "EMBEDDING_CONCURRENCY": (1, 256),
     "EMBEDDING_MAX_RETRIES": (0, 100),
+    "SECURE_HSTS_SECONDS": (0, None),
+    "ADMIN_LOGIN_MAX_FAILURES": (1, 1000),
+    "ADMIN_LOGIN_LOCKOUT_SECONDS": (0, None),
+    "PLIVO_NONCE_TTL": (1, None),
+    "BROWSER_CALLS_PER_ACCOUNT": (0, 10_000),
+    "BROWSER_CALL_MAX_SECONDS": (1, 86_400),
+    "BROWSER_CALL_IDLE_SECONDS": (1, 86_400),
+    "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": (1, 1000),
+    "WEBHOOK_SENDERS": (1, 256),
+    "WEBHOOK_LOG_RETENTION_DAYS": (1, None),
+}
+# name: lowest (seconds or hours; fractions allowed)
+NUMBERS = {
+    "EMBEDDING_TIMEOUT_S": 0.1,
+    "WEBHOOK_TIMEOUT_SECONDS": 0.1,
+    "WEBHOOK_LEASE_SECONDS": 1.0,
+    "WEBHOOK_SECRET_GRACE_HOURS": 0.0,
+    "ANALYSIS_LLM_TIMEOUT_SECONDS": 0.1,
 }
 # Vendors' HTTP APIs. Deepgram and Cartesia are also reached over WebSockets, and their consoles show wss://
 # URLs, so those two take ws(s):// too (the WebSocket URL is derived from the HTTP one).
@@ -78,6 +98,16 @@ def _integer_problem(value: str, lowest: int, highest: int | None) -> str | None
     return None
 
 
+def _number_problem(value: str, lowest: float) -> str | None:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return f"{value!r} is not a number"
+    if not lowest <= number < float("inf"):
+        return f"{value.strip()} is out of range: use a number of at least {lowest:g}"
+    return None
+
+
 def _url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
     try:
         parts = urlsplit(value.strip())
@@ -109,6 +139,9 @@ def problems(environ: Mapping[str, str]) -> list[str]:
                 found.append(f"{name}: {error}.")
     for name, (lowest, highest) in INTEGERS.items():
         if (value := value_of(name)) is not None and (problem := _integer_problem(value, lowest, highest)):
+            found.append(f"{name}: {problem}.")
+    for name, lowest in NUMBERS.items():
+        if (value := value_of(name)) is not None and (problem := _number_problem(value, lowest)):
             found.append(f"{name}: {problem}.")
     for name, schemes in {**VENDOR_URLS, **OTHER_URLS}.items():
         if (value := value_of(name)) is not None and (problem := _url_problem(value, schemes)):

@@ -24,7 +24,7 @@ def env(name: str, default: str = "") -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     value = env(name)
-    return default if not value else value.lower() in {"1", "true", "yes", "on"}
+    return default if not value else environment.parse_bool(value)  # a typo is refused, never read as false
 
 
 def env_list(name: str, default: str = "") -> list[str]:

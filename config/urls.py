@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from voicebots.calls.live_views import live_command
-from voicebots.telephony.transfer import transfer_announcement, transfer_xml
+from voicebots.telephony.transfer import transfer_announcement, transfer_result, transfer_xml
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -21,6 +21,7 @@ urlpatterns = [
     path("calls/<uuid:call_id>/live/<slug:command>/", live_command, name="call-live-command"),
     path("plivo/transfer/<uuid:call_id>/", transfer_xml, name="plivo-transfer"),
     path("plivo/transfer/<uuid:call_id>/announcement/", transfer_announcement, name="plivo-transfer-announcement"),
+    path("plivo/transfer/<uuid:call_id>/result/", transfer_result, name="plivo-transfer-result"),
     path("", include("voicebots.web.urls")),
     path("", include("voicebots.api.urls")),
 ]

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -289,12 +290,14 @@ def test_bot_call_control_settings_are_validated_and_normalized(api):
 
 def test_transfer_xml_dials_a_number_or_a_sip_user_only_with_a_valid_token(client, settings):
     call_id = uuid.uuid4()
-    for destination, element in (("+14155550123", "<Number>14155550123</Number>"),
-                                 ("sip:desk@example.com", "<User>sip:desk@example.com</User>")):
+    for destination, tag, dialled in (("+14155550123", "Number", "14155550123"),
+                                      ("sip:desk@example.com", "User", "sip:desk@example.com")):
         url = urlsplit(transfer_url(call_id, destination))
         response = client.post(f"{url.path}?{url.query}")
         assert response.status_code == 200 and response["Content-Type"] == "application/xml"
-        assert f"<Response><Dial>{element}</Dial></Response>" in response.content.decode()
+        (dial,) = ElementTree.fromstring(response.content)
+        assert [(element.tag, element.text) for element in dial] == [(tag, dialled)]
+        assert f"/plivo/transfer/{call_id}/result/" in dial.get("action") and dial.get("confirmSound") is None
     other = urlsplit(transfer_url(uuid.uuid4(), "+14155550123"))
     assert client.post(f"{url.path}?{other.query}").status_code == 403  # a token of another call
     assert client.post(f"{url.path}?token=forged").status_code == 403
@@ -323,7 +326,8 @@ async def test_a_phone_call_is_transferred_through_plivo_after_the_bot_line(clie
         await peer.wait_for(lambda: plivo.calls[0].transfers)
         aleg_url = urlsplit(plivo.calls[0].transfers[0][0])
         xml = await sync_to_async(client.post)(f"{aleg_url.path}?{aleg_url.query}")
-        assert "<Dial><Number>14155550123</Number></Dial>" in xml.content.decode()
+        (dial,) = ElementTree.fromstring(xml.content)
+        assert [(element.tag, element.text) for element in dial] == [("Number", "14155550123")]
         assert "transfer_call" in [tool["name"] for tool in llm.requests[0].body["tools"]]
         await peer.send(peer.codec.stop(call_uuid))
         await communicator.disconnect()

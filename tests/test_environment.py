@@ -1,6 +1,7 @@
 """Settings from the environment are checked when a process starts, with one clear message."""
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,30 @@ def test_each_malformed_setting_is_named_with_what_it_takes():
         "ANTHROPIC_BASE_URL: 'wss://api.anthropic.com' must start with http:// or https://.",
         "REDIS_URL: 'redis://' has no host name.",
     ])
+
+
+def test_security_switches_and_fractional_numbers_are_checked_too():
+    found = environment.problems({"SESSION_COOKIE_SECURE": "ture", "WEBHOOK_TIMEOUT_SECONDS": "ten",
+                                  "EMBEDDING_TIMEOUT_S": "0", "BROWSER_CALL_MAX_SECONDS": "1.5"})
+    assert sorted(found) == sorted([
+        "SESSION_COOKIE_SECURE: 'ture' is not a boolean: use true or false (also 1/0, yes/no, on/off).",
+        "WEBHOOK_TIMEOUT_SECONDS: 'ten' is not a number.",
+        "EMBEDDING_TIMEOUT_S: 0 is out of range: use a number of at least 0.1.",
+        "BROWSER_CALL_MAX_SECONDS: '1.5' is not a whole number.",
+    ])
+
+
+def test_every_boolean_and_number_the_settings_read_is_checked_at_start():
+    source = (ROOT / "config" / "settings.py").read_text()
+    read = {
+        "boolean": set(re.findall(r'env_bool\("([A-Z_0-9]+)"', source)),
+        "whole number": set(re.findall(r'int\(env\("([A-Z_0-9]+)"', source)),
+        "number": set(re.findall(r'float\(env\("([A-Z_0-9]+)"', source)),
+    }
+    assert read["boolean"] and read["whole number"] and read["number"]  # the patterns still match the file
+    assert read["boolean"] - set(environment.BOOLEANS) == set()
+    assert read["whole number"] - set(environment.INTEGERS) == set()
+    assert read["number"] - set(environment.NUMBERS) == set()
 
 
 def test_good_values_pass_including_the_embedded_servers_urls():

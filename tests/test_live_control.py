@@ -96,8 +96,13 @@ async def test_a_warm_transfer_goes_through_plivo_with_the_summary_said_to_whoev
         url, xml = plivo.calls[0].transfers[0]
         dial = ElementTree.fromstring(xml).find("Dial")
         assert dial.find("Number").text == "14155550123" and "/announcement/" in dial.get("confirmSound")
+        # The person called takes the call by pressing 1: a voicemail that picks up never gets the caller.
+        assert (dial.get("confirmKey"), dial.get("timeout"), dial.get("method")) == ("1", "30", "POST")
         announcement = ElementTree.fromstring(plivo.calls[0].announcements[0])
-        assert announcement.find("Speak").text == "Ada wants to move her cleaning to Friday morning."
+        assert announcement.find("Speak").text == (
+            "Ada wants to move her cleaning to Friday morning. Press 1 to take the call.")
+        await peer.wait_for(lambda: plivo.calls[0].dial_results, timeout=15)
+        assert list(ElementTree.fromstring(plivo.calls[0].dial_results[0])) == []  # taken: nothing more to do
         event = await call.events.filter(kind="transferred").afirst()
         assert event.detail == {"destination": "+14155550123",
                                 "summary": "Ada wants to move her cleaning to Friday morning."}
@@ -105,6 +110,38 @@ async def test_a_warm_transfer_goes_through_plivo_with_the_summary_said_to_whoev
         await communicator.disconnect()
     finally:
         plivo.stop()
+
+
+async def test_a_transfer_nobody_answers_tells_the_caller_instead_of_dropping_them(
+        client, api, bot, vendors, live_server, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    plivo = FakePlivo(plan=CallPlan(transfer_status="no-answer")).start_in_thread()
+    settings.PLIVO_API_BASE_URL = plivo.url
+    try:
+        await sync_to_async(use_plivo)(api.account, plivo)
+        call, communicator, peer = await connected_call(client, api, bot)
+        plivo.calls.append(FakeCall(str(uuid.uuid4()), call.call_uuid, {}, status="in-progress"))
+        response = await post(api, f"Call/{call.id}/transfer", {"to": "+14155550123", "summary": "Ada, about Friday."})
+        assert response.status_code == 202
+        await peer.wait_for(lambda: plivo.calls[0].dial_results, timeout=15)
+        assert plivo.calls[0].announcements == []  # nobody answered, so nobody heard the summary
+        result = ElementTree.fromstring(plivo.calls[0].dial_results[0])
+        assert [element.tag for element in result] == ["Speak", "Hangup"]
+        assert "nobody could take your call" in result.find("Speak").text
+        assert plivo.calls[0].ended.is_set()
+        event = await call.events.filter(kind="transfer_unanswered").afirst()
+        assert event.detail == {"status": "no-answer"}
+        assert plivo.callback_errors == []
+        await communicator.disconnect()
+    finally:
+        plivo.stop()
+
+
+def test_the_transfer_result_needs_its_token(client):
+    call_id = uuid.uuid4()
+    response = client.post(f"/plivo/transfer/{call_id}/result/?token=forged", {"DialStatus": "no-answer"})
+    assert response.status_code == 403
+    assert client.get(f"/plivo/transfer/{call_id}/result/").status_code == 405
 
 
 async def test_a_cold_transfer_dials_without_an_announcement(client, api, bot, vendors, live_server, settings):

@@ -73,6 +73,7 @@ class CallPlan:
     ring_s: float = 0.0
     talk_s: float = 0.0  # how long the callee stays on once the bot's stream runs
     detect_s: float = 0.0  # how long machine detection takes after the answer
+    transfer_status: str = "completed"  # how a transfer's Dial ends: completed | no-answer | busy | failed
 
 
 @dataclass
@@ -87,6 +88,7 @@ class FakeCall:
     transfers: list = field(default_factory=list)  # (url, xml fetched)
     transferring: list = field(default_factory=list)  # threads fetching a transfer's XML
     announcements: list = field(default_factory=list)  # XML of a warm transfer's confirmSound, as fetched
+    dial_results: list = field(default_factory=list)  # XML our app answered to a transfer Dial's action URL
     callbacks: list = field(default_factory=list)  # (kind, our app's status code, sent at, answered at)
     ended: threading.Event = field(default_factory=threading.Event)
     end_status: str = ""
@@ -392,9 +394,18 @@ class FakePlivo:
             dial = ElementTree.fromstring(xml).find("Dial") if xml else None
         except ElementTree.ParseError:
             dial = None
-        if dial is not None and dial.get("confirmSound"):  # the person dialled answered: they hear it first
+        if dial is None:
+            return
+        status = self.plan.transfer_status if self.plan else "completed"
+        if dial.get("confirmSound") and status == "completed":  # the person dialled answered: they hear it first
             call.announcements.append(self._callback(call, "confirm_sound", dial.get("confirmSound"), {
                 "CallStatus": "in-progress", "Event": "DialAnswer", "DialBLegStatus": "answer"}))
+        if dial.get("action"):  # the Dial is over: Plivo asks what the caller gets next
+            xml = self._callback(call, "dial_action", dial.get("action"), {
+                "CallStatus": "in-progress", "DialStatus": status, "DialALegUUID": call.call_uuid,
+                "DialBLegUUID": str(uuid.uuid4()) if status == "completed" else ""})
+            call.dial_results.append(xml)
+            self._follow(call, xml)
 
     def _hang_up(self, call: FakeCall, source: str) -> None:
         status = "completed" if call.status == "in-progress" else "cancel"
