@@ -58,6 +58,7 @@ NUMBERS = {
     "WEBHOOK_LEASE_SECONDS": 1.0,
     "WEBHOOK_SECRET_GRACE_HOURS": 0.0,
     "ANALYSIS_LLM_TIMEOUT_SECONDS": 0.1,
+    "LLM_STALL_S": 0.0,
 }
 # Vendors' HTTP APIs. Deepgram and Cartesia are also reached over WebSockets, and their consoles show wss://
 # URLs, so those two take ws(s):// too (the WebSocket URL is derived from the HTTP one).

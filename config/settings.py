@@ -280,6 +280,9 @@ CARTESIA_BASE_URL = environment.vendor_base_url(env("CARTESIA_BASE_URL", "https:
 OPENAI_API_KEY = env("OPENAI_API_KEY")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 OPENAI_MODEL = env("OPENAI_MODEL") or "gpt-4.1-mini"  # for such bots that name no model
+# On a call, a model that shows no sign of life this long after the request is asked again once, then given up
+# on; raise it for models slow to start (long prompts, self-hosted servers); 0: wait as long as it takes.
+LLM_STALL_S = float(env("LLM_STALL_S", "2.5"))
 
 # Knowledge embeddings: `minilm` (local, the default) or `openai` (an OpenAI-compatible /v1/embeddings,
 # whose base URL and key default to OPENAI_BASE_URL and OPENAI_API_KEY). Vectors must have 384 dimensions:

@@ -17,10 +17,13 @@ from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
 
-# Modules whose tests share a server started once per module (a web server in a process of its own).
+# Modules whose tests share a server started once per module (a web server in a process of its own). Split
+# between workers, such a module's fixture is started again each time a worker comes back to it
+# (test_multiprocess's deployment of two web processes and two workers: ~10 s each time).
 ONE_WORKER_MODULES = frozenset({
     "tests/test_voice_page.py",
     "tests/test_call_simulators.py",
+    "tests/test_multiprocess.py",
 })
 
 
@@ -47,9 +50,20 @@ def recorded_durations() -> dict[str, float]:
 
 
 def slowest_first(items: list) -> None:
-    """Order `items` in place by their last recorded duration, longest first (a stable sort)."""
+    """Order `items` in place by their last recorded duration, longest first (a stable sort). A module of
+    ONE_WORKER_MODULES goes by its whole time and keeps its tests in their written order, which they may rely on
+    (test_multiprocess kills one of its web processes in its last test)."""
     known = recorded_durations()
-    items.sort(key=lambda item: -known.get(item.nodeid, 0.0))
+    modules: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module in ONE_WORKER_MODULES:
+            modules[module] = modules.get(module, 0.0) + known.get(item.nodeid, 0.0)
+
+    def duration(item) -> float:
+        return modules.get(item.nodeid.split("::", 1)[0], known.get(item.nodeid, 0.0))
+
+    items.sort(key=lambda item: -duration(item))
 
 
 def record_durations(durations: dict[str, float]) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import numpy as np
+import pytest
 
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram
@@ -29,9 +29,13 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.silero_vad import SileroActivity
 from voicebots.callruntime.records import recorded_audio
+from voicebots.voice import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.control import CallControl
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 MS_PER_CHAR = 20
 REPLY = "".join(LONG_REPLY)
@@ -154,7 +158,7 @@ async def test_an_acknowledgement_stops_the_bot_at_once_and_it_goes_on_from_the_
     llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]))
     async with running_call(llm, ["Do you have a table tonight?", "Uh-huh."]) as call:
         await ask_and_wait_for_the_reply(call)
-        started = time.monotonic()
+        started = clock.now()
         await call.caller.say(300)  # "Uh-huh." while the bot speaks
         assert call.transport.clears and call.transport.clears[0] - started < 0.2  # stopped within 200 ms
         await wait_until(lambda: call.recorder.turns, timeout=15)
@@ -195,7 +199,7 @@ async def test_real_words_take_the_turn_and_the_history_keeps_the_words_heard():
     llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]))
     async with running_call(llm, ["Do you have a table tonight?", "Seven please."]) as call:
         await ask_and_wait_for_the_reply(call)
-        started = time.monotonic()
+        started = clock.now()
         await call.caller.say(500)
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=10)
         assert call.transport.clears[0] - started < 0.2
@@ -267,16 +271,16 @@ class EchoingCaller(FakeCaller):
         self._voice = np.concatenate((self._voice, mulaw_to_pcm16(audio).astype(np.float64)))
 
     async def run(self) -> None:
-        next_at = time.monotonic()
+        next_at = clock.now()
         while True:
             frame = self._rng.standard_normal(FRAME_BYTES) * self._noise_rms
-            frame += mulaw_to_pcm16(self._bot_audio_at(time.monotonic() - self._delay_s)) * self._gain
+            frame += mulaw_to_pcm16(self._bot_audio_at(clock.now() - self._delay_s)) * self._gain
             if len(self._voice):
                 said, self._voice = self._voice[:FRAME_BYTES], self._voice[FRAME_BYTES:]
                 frame[:len(said)] += said
             self._session.feed_audio(pcm16_to_mulaw(frame))
             next_at += 0.02
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, next_at - clock.now()))
 
     def _bot_audio_at(self, at: float) -> bytes:
         """The frame the caller's loudspeaker played at `at` (silence if none)."""
@@ -310,7 +314,7 @@ async def test_the_bots_own_echo_and_steady_line_noise_never_stop_it_but_the_cal
         echoing.talk(SPEECH[:6000])  # the question
         await wait_until(lambda: len(call.transport.played) >= 2, timeout=20)  # the reply plays, echoed, for seconds
         assert call.transport.frames and call.transport.clears == []
-        started = time.monotonic()
+        started = clock.now()
         echoing.talk(recorded_audio("not_configured")[:12000])  # the caller talks over the bot
         await wait_until(lambda: call.transport.clears, timeout=2)
         voice_starts = started + np.flatnonzero(np.abs(mulaw_to_pcm16(recorded_audio("not_configured"))) > 300)[0] / 8000

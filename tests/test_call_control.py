@@ -41,6 +41,7 @@ from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
+from voicebots.voice import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.telephony.transfer import transfer_url
 from voicebots.voice.activity import VoiceActivity
@@ -48,6 +49,9 @@ from voicebots.voice.barge_in import InterruptionRules
 from voicebots.voice.control import CallControl
 from voicebots.voice.ports import Transcript, UtteranceEnd
 from voicebots.voice.turns import CallerPaused, CallerSpeaking, CallerTurnEnded, TurnTaker, sounds_unfinished
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 # --- Test doubles -----------------------------------------------------------------------------------
 
@@ -64,10 +68,10 @@ class PhoneLeg(FakeTransport):
 
     async def hang_up(self) -> None:
         self.hung_up = True
-        self.hung_up_at = time.monotonic()
+        self.hung_up_at = clock.now()
 
     async def transfer(self, destination: str) -> bool:
-        self.transfers.append((time.monotonic(), destination))
+        self.transfers.append((clock.now(), destination))
         return self.transfer_ok
 
     async def send_dtmf(self, digits: str) -> None:
@@ -303,6 +307,7 @@ def test_transfer_xml_dials_a_number_or_a_sip_user_only_with_a_valid_token(clien
     assert client.post(f"{url.path}?token=forged").status_code == 403
 
 
+@pytest.mark.real_time  # Plivo's fake and the database run on threads of their own
 @pytest.mark.django_db(transaction=True)
 async def test_a_phone_call_is_transferred_through_plivo_after_the_bot_line(client, api, vendors, settings):
     llm, stt, tts = vendors
@@ -423,7 +428,7 @@ async def test_interim_words_ahead_of_the_voice_detector_interrupt_once_it_hears
         await call.caller.say(600)
         await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
         await asyncio.sleep(1.0)  # the question's own voice is no longer recent; the bot still speaks
-        started = time.monotonic()
+        started = clock.now()
         await call.caller.say(900)
         assert call.transport.clears and call.transport.clears[0] < started + 0.7  # not left for the next words
 
@@ -512,6 +517,16 @@ def test_a_bots_call_settings_become_the_session_options(api):
     assert (options.barge_in_min_speech_s, options.barge_in_words_wait_s, options.dead_air_s) == (0.12, 0.8, 4.0)
     assert options.filler_text == "Hang on."
     assert options.function_fillers == {"check_tables": "Let me look at the bookings."}
+    assert options.llm_stall_s == 2.5
+
+
+@pytest.mark.django_db
+def test_the_model_stall_time_is_a_deployment_setting(api, settings):
+    bot = Voicebot.objects.get(pk=api.post("Voicebot/", {"name": "Slow model"}).json()["id"])
+    settings.LLM_STALL_S = 8.0
+    assert session_options(bot).llm_stall_s == 8.0
+    settings.LLM_STALL_S = 0.0
+    assert session_options(bot).llm_stall_s is None  # never asked again: a self-hosted model may take its time
 
 
 @pytest.mark.django_db

@@ -17,6 +17,7 @@ from voicebots.calls import live
 from voicebots.calls.models import Call
 from voicebots.deployment import capacity, drain, reaper, registry
 from voicebots.deployment.redis_client import client as redis_client
+from voicebots.telephony.webhooks import connect_or_refuse
 
 vendors, _close_consumer_connections = calls.vendors, calls._close_consumer_connections  # fixtures
 
@@ -94,6 +95,18 @@ def test_a_full_deployment_answers_with_a_polite_refusal_and_a_record_saying_why
     publish("web-a:1:x", calls=2, max_calls=3)  # a call ended: there is room again
     response = ring(client, api, bot)
     assert ElementTree.fromstring(response.content).find("Stream") is not None
+
+
+def test_a_person_we_called_is_not_asked_to_call_again_when_the_deployment_is_full(client, api, bot):
+    call = Call.objects.create(account=api.account, voicebot_id=bot["id"], direction=Call.Direction.OUTBOUND,
+                               status=Call.Status.RINGING, from_number="14155550199", to_number="14155550100")
+    publish("web-a:1:x", calls=3, max_calls=3)
+    response = connect_or_refuse(call.voicebot, call)
+    xml = ElementTree.fromstring(response.content)
+    assert [element.tag for element in xml] == ["Speak", "Hangup"]
+    assert xml.find("Speak").text == "Sorry, we can't continue this call right now. Goodbye."
+    call.refresh_from_db()
+    assert call.status == "failed" and call.end_reason.startswith("Refused: the deployment was at capacity")
 
 
 async def test_this_process_counts_its_calls_and_takes_back_the_reservation_when_a_stream_starts(

@@ -9,10 +9,11 @@ against their fakes, a scripted model), with the session's default dead-air sett
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator
+
+import pytest
 
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram
@@ -23,10 +24,14 @@ from voicebots.conversation.history import text_of
 from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
+from voicebots.voice import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.voice.control import CallControl
 from voicebots.voice.options import DEFAULT_APOLOGY, DEFAULT_CANNOT_HEAR, DEFAULT_EMPTY_REPLY, DEFAULT_MODEL_WAIT
 from voicebots.voice.reply import CONTINUE_NOTE, SAY_SOMETHING_NOTE
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 MOST_SILENCE_S = 3.0
 
@@ -43,7 +48,7 @@ class SlowFunctions:
     async def run(self, call: ToolCall) -> ToolResult:
         self.calls.append(call)
         await asyncio.sleep(self.delay_s)
-        self.finished_at.append(time.monotonic())
+        self.finished_at.append(clock.now())
         return ToolResult(call.id, self.result)
 
 
@@ -203,7 +208,7 @@ async def test_a_function_result_arriving_while_the_caller_speaks_is_kept_and_th
         await ask(call)
         await wait_until(lambda: functions.calls, timeout=8)
         await asyncio.sleep(0.3)
-        spoke_from = time.monotonic()
+        spoke_from = clock.now()
         await call.caller.say(1200)  # the function answers in the middle of this
         assert spoke_from < functions.finished_at[0] < call.caller.speech_ended_at
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=10)

@@ -5,12 +5,16 @@ against their fakes on 127.0.0.1, and a scripted LLM.
 """
 from __future__ import annotations
 
-import time
+import pytest
 
 from tests.test_call_control import PhoneLeg, Step, ToolScriptedLLM, running_call
 from tests.test_voice_pipeline import LONG_REPLY, wait_until
 from voicebots.conversation.ports import Message, ToolCall
+from voicebots.voice import clock
 from voicebots.voice.operator import history_with_bot_line
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 
 class WarmLeg(PhoneLeg):
@@ -38,7 +42,7 @@ async def test_a_line_said_while_the_bot_listens_is_spoken_at_once_and_joins_the
     llm = ToolScriptedLLM(Step(["Noted."]))
     async with running_call(llm, ["What did you say?"], welcome_message="Hello!") as call:
         await wait_until(lambda: call.recorder.turns, timeout=5)  # the greeting was heard
-        asked = time.monotonic()
+        asked = clock.now()
         assert call.session.say("Your table is ready.")
         await wait_until(lambda: len(call.recorder.turns) == 2, timeout=5)
         assert call.recorder.turns[1].bot_text == "Your table is ready."

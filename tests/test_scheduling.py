@@ -43,3 +43,14 @@ def test_modules_sharing_a_server_are_one_unit_and_other_tests_one_each():
     shared = next(iter(scheduling.ONE_WORKER_MODULES))
     assert split(None, f"{shared}::test_one") == split(None, f"{shared}::test_two[x]") == shared
     assert split(None, "tests/test_smoke.py::test_health") == "tests/test_smoke.py::test_health"
+
+
+def test_a_module_on_one_worker_goes_by_its_whole_time_and_keeps_its_written_order(record):
+    shared = "tests/test_multiprocess.py"
+    assert shared in scheduling.ONE_WORKER_MODULES
+    scheduling.record_durations({f"{shared}::first": 1.0, f"{shared}::kills_a_process": 9.0, "a.py::slow": 8.0,
+                                 "b.py::quick": 0.5})
+    collected = items("a.py::slow", f"{shared}::first", "b.py::quick", f"{shared}::kills_a_process")
+    scheduling.slowest_first(collected)
+    assert [item.nodeid for item in collected] == [
+        f"{shared}::first", f"{shared}::kills_a_process", "a.py::slow", "b.py::quick"]

@@ -8,7 +8,6 @@ No database and no Django.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from voicebots.providers.anthropic_llm import AnthropicLLM
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
+from voicebots.voice import clock
 from voicebots.voice import Announcement, BaseCallObserver, CallSession, SessionOptions, TurnRecord
 from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw, rms, silence
 from voicebots.voice.heard import history_after_greeting, history_after_reply
@@ -46,6 +46,9 @@ from voicebots.voice.segmenter import Segmenter
 from voicebots.voice.session import DEFAULT_APOLOGY
 from voicebots.voice.timeline import Timeline
 from voicebots.voice.turns import CallerSpeaking, CallerTurnEnded, TurnTaker
+
+# The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.
+pytestmark = pytest.mark.virtual_time
 
 MS_PER_CHAR = 20  # the fakes' speech: a third of real speed keeps the tests short
 CONFIG = BotConfig(bot_id="bot-1", name="Trattoria", prompt="You answer calls for Trattoria.", model="claude-haiku-5-5")
@@ -72,12 +75,12 @@ class FakeTransport:
 
     async def send_audio(self, frame: bytes) -> None:
         assert len(frame) == FRAME_BYTES
-        now = time.monotonic()
+        now = clock.now()
         self.frames.append((now, frame))
         self._play_end = max(self._play_end, now) + 0.02
 
     async def checkpoint(self, name: str) -> None:
-        now = time.monotonic()
+        now = clock.now()
         self.checkpoints.append((now, name))
         loop = asyncio.get_running_loop()
         self._pending_acks.append(loop.call_later(max(0.0, self._play_end - now), self._ack, name))
@@ -87,11 +90,11 @@ class FakeTransport:
         self.handler.on_checkpoint_played(name)
 
     async def clear(self) -> None:
-        self.clears.append(time.monotonic())
+        self.clears.append(clock.now())
         for handle in self._pending_acks:
             handle.cancel()
         self._pending_acks.clear()
-        self._play_end = time.monotonic()
+        self._play_end = clock.now()
         if self.handler is not None:
             asyncio.get_running_loop().call_soon(self.handler.on_audio_cleared)
 
@@ -115,19 +118,19 @@ class FakeCaller:
         self.speech_ended_at: float | None = None
 
     async def run(self) -> None:
-        next_at = time.monotonic()
+        next_at = clock.now()
         while True:
             if self._speech:
                 frame = bytes(self._speech[:FRAME_BYTES])
                 del self._speech[:FRAME_BYTES]
                 if not self._speech:
-                    self.speech_ended_at = time.monotonic()
+                    self.speech_ended_at = clock.now()
                     self._done.set()
             else:
                 frame = silence(20)
             self._session.feed_audio(frame)
             next_at += 0.02
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, next_at - clock.now()))
 
     async def say(self, ms: int) -> None:
         self._done.clear()
@@ -165,7 +168,7 @@ class ScriptedLLM:
             if reply.error is not None:
                 raise reply.error
             completed = True
-            self.finished_at.append(time.monotonic())
+            self.finished_at.append(clock.now())
             yield MessageDone("end_turn", {"input_tokens": 10, "output_tokens": 5},
                               Message.assistant("".join(reply.fragments)))
         finally:
@@ -242,7 +245,7 @@ async def running_call(llm: Any, transcripts: list[str], *, welcome: str = "", c
             options=SessionOptions(welcome_message=welcome, **(options or {})))
         transport.handler = session
         caller = FakeCaller(session)
-        started_at = time.monotonic()
+        started_at = clock.now()
         await session.start()
         caller_task = asyncio.create_task(caller.run())
         try:
@@ -580,9 +583,9 @@ async def test_stop_mid_reply_closes_every_vendor_socket_and_leaves_no_task_behi
     async with running_call(llm, ["Tell me everything."]) as call:
         await call.caller.say(400)
         await wait_until(lambda: call.transport.frames, timeout=8)
-        stopping = time.monotonic()
+        stopping = clock.now()
         await call.session.stop()
-        assert time.monotonic() - stopping < 1.0
+        assert clock.now() - stopping < 1.0
         assert llm.closed_early == 1
         stream = call.deepgram.streams[0]
         assert stream.message_types()[-1] == "CloseStream"

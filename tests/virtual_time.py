@@ -10,7 +10,9 @@ Its limit: peers outside the loop. A vendor fake on a thread of its own, another
 calls back through `call_soon_threadsafe` may still be working when the clock jumps. Tests on virtual time run
 their fakes in the test's own loop (`async with FakeVendor() ...`).
 
-Select it for a test (or a module, with `pytestmark`) with `@pytest.mark.virtual_time`.
+Select it for a test (or a module, with `pytestmark`) with `@pytest.mark.virtual_time`; in such a module, a test
+that talks to a thread or process of its own (a fake started with `start_in_thread`, Django's database threads)
+stays on a standard loop with `@pytest.mark.real_time`.
 """
 from __future__ import annotations
 
@@ -75,6 +77,11 @@ class _IdleClockSelector(selectors.DefaultSelector):
             events = super().select(OUTSIDE_POLL_S)
             if events:
                 return events
+        # A peer that took the last of our bytes after the look above has made our socket writable meanwhile:
+        # look once more, now that nothing is on its way, before moving the clock past it.
+        events = super().select(0)
+        if events:
+            return events
         if timeout is None:  # no timer at all: only I/O can wake the loop, as in a real one
             return super().select(None)
         self._loop._advance(timeout)
@@ -85,11 +92,12 @@ class _IdleClockSelector(selectors.DefaultSelector):
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "virtual_time: run the async test on a VirtualTimeLoop (tests/virtual_time.py)")
+    config.addinivalue_line("markers", "real_time: run the async test on a standard loop, even in a virtual_time module")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_asyncio_loop_factories(config, item):
     """pytest-asyncio's loop for each async test: virtual time where marked, a standard loop elsewhere."""
-    if item.get_closest_marker("virtual_time"):
+    if item.get_closest_marker("virtual_time") and not item.get_closest_marker("real_time"):
         return {"virtual_time": VirtualTimeLoop}
     return {"asyncio": asyncio.new_event_loop}

@@ -25,7 +25,6 @@ import base64
 import json
 import re
 import struct
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
@@ -159,7 +158,7 @@ class FakeCartesia(WebSocketLoopbackServer):
         context = contexts.get(context_id)
         if context is None:
             context = contexts[context_id] = _Context(context_id)
-            self.first_input_at[context_id] = time.monotonic()
+            self.first_input_at[context_id] = asyncio.get_running_loop().time()
             if self.fail_contexts > 0:
                 self.fail_contexts -= 1
                 await _send(connection, _error(context_id, 500, "Internal error", "The model failed."))

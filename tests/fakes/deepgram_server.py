@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -108,7 +107,7 @@ class RecordedStream:
     sent: list[dict[str, Any]] = field(default_factory=list)
     audio_bytes: int = 0
     close_code: int | None = None
-    opened_at: float = field(default_factory=time.monotonic)
+    opened_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     def message_types(self) -> list[str]:
         return [message.get("type", "?") for message in self.text_messages]
@@ -251,14 +250,15 @@ class _Listener:
                 "model_info": {MODEL_UUID: MODEL_INFO}}
 
     def emit(self, message: dict[str, Any] | None, delay_s: float = 0.0) -> None:
-        self.outbox.put_nowait((time.monotonic() + delay_s, message))
+        # On the loop's clock, as the client's, so that delays hold on a virtual-time loop (tests/virtual_time.py).
+        self.outbox.put_nowait((asyncio.get_running_loop().time() + delay_s, message))
 
     async def send_outbox(self) -> None:
         """Messages in order (a delayed one holds back those after it, as a real stream would); None closes."""
         try:
             while True:
                 due, message = await self.outbox.get()
-                if (wait := due - time.monotonic()) > 0:
+                if (wait := due - asyncio.get_running_loop().time()) > 0:
                     await asyncio.sleep(wait)
                 if message is None:
                     await self.connection.close(1000)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -172,8 +171,9 @@ def client_gone(reader: asyncio.StreamReader) -> bool:
 
 async def sleep_unless_gone(reader: asyncio.StreamReader, seconds: float) -> None:
     """Sleep, noticing promptly if the client closes (raises ClientGone; nothing is consumed)."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+    loop = asyncio.get_running_loop()  # its clock, not time.monotonic(): the same on a virtual-time loop
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
         if client_gone(reader):
             raise ClientGone("closed")
         await asyncio.sleep(min(DISCONNECT_POLL_S, left))

@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Protocol, Sequence
 
+from django.conf import settings
 from django.utils import timezone
 
 from voicebots.calls import live as live_control
@@ -143,6 +144,7 @@ def session_options(bot, *, max_duration_s: float | None = None, fillers: dict[s
         barge_in_min_speech_s=bot.interruption_min_speech_ms / 1000,
         barge_in_words_wait_s=bot.interruption_words_wait_ms / 1000,
         dead_air_s=bot.dead_air_ms / 1000,
+        llm_stall_s=settings.LLM_STALL_S or None,
         filler_text=bot.filler_message or DEFAULT_FILLER,
         function_fillers=function_fillers(bot) if fillers is None else fillers,
         caller_silence_s=float(bot.call_timeout),

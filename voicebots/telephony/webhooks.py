@@ -28,6 +28,8 @@ from .tokens import stream_token
 logger = logging.getLogger(__name__)
 
 AT_CAPACITY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+# A person we called is not asked to call us again.
+AT_CAPACITY_OUTBOUND = "Sorry, we can't continue this call right now. Goodbye."
 
 
 def _bot(auth_id: str, bot_id: str) -> Voicebot | None:
@@ -110,7 +112,8 @@ def connect_or_refuse(bot, call) -> HttpResponse:
         return stream_to_bot(bot, call)
     calls.record_event(call, "refused_at_capacity", capacity=admission.capacity, load=admission.load)
     calls.finalize(call, status=Call.Status.FAILED, reason=admission.reason)
-    return xml_response(speak_and_hangup_xml(AT_CAPACITY))
+    line = AT_CAPACITY_OUTBOUND if call.direction == Call.Direction.OUTBOUND else AT_CAPACITY
+    return xml_response(speak_and_hangup_xml(line))
 
 
 @plivo_webhook

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
+from . import clock
 from .playout import Playout
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class BargeIn:
         logger.debug("Holding turn %s at byte %s: the caller is speaking", pause.turn, pause.cut)
         while self.paused is pause and not pause.resuming:
             await asyncio.sleep(CHECK_S)
-            quiet = self._quiet_for(time.monotonic())
+            quiet = self._quiet_for(clock.now())
             if self.paused is not pause or quiet is None or quiet < self._quiet_s:
                 continue
             if not pause.finalize_asked:  # the STT need not wait for its endpointing to say what it heard
@@ -175,5 +175,5 @@ class BargeIn:
         if self.paused is not pause:  # the caller took the turn meanwhile
             return
         self.paused = None
-        self._spawn(self._on_resumed(pause, after, time.monotonic() - pause.heard_at))
+        self._spawn(self._on_resumed(pause, after, clock.now() - pause.heard_at))
         await self._playout.resume(pause.turn, point)  # (paced: it returns once the rest of the turn is sent)

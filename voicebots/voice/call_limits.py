@@ -3,9 +3,9 @@ told goodbye and hung up on; a call reaching `max_call_duration_s` is ended poli
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Awaitable, Callable
 
+from . import clock
 from .ports import IncidentKind
 
 SILENCE_CHECK_S = 0.1
@@ -26,7 +26,7 @@ class CallLimits:
         self._say = say
         self._say_goodbye = say_goodbye
         self._incident = incident
-        self._last_activity = time.monotonic()  # of the caller or the bot: silence is counted from it
+        self._last_activity = clock.now()  # of the caller or the bot: silence is counted from it
         self._caller_active_at = 0.0
 
     def caller_spoke(self, now: float) -> None:
@@ -40,7 +40,7 @@ class CallLimits:
         reprompted_at: float | None = None
         while not self._closing():
             await asyncio.sleep(SILENCE_CHECK_S)
-            now = time.monotonic()
+            now = clock.now()
             if self._busy():
                 self._last_activity = now  # silence counts from the end of the bot's speech and the caller's
             if reprompted_at is not None and self._caller_active_at > reprompted_at:

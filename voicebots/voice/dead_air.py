@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Awaitable, Callable, Mapping
 
+from . import clock
 from .bot_turn import BotTurn
 from .playout import Playout
 from .ports import IncidentKind
@@ -45,7 +45,7 @@ class DeadAirWatch:
             await asyncio.sleep(CHECK_S)
             if self._current_turn() is not turn or not self._owes(turn):
                 continue
-            now = time.monotonic()
+            now = clock.now()
             silent_since = max(turn.timeline.started, self._playout.play_end, turn.filler_at)
             if now - silent_since >= self._dead_air_s:
                 turn.filler_at = now

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 from collections import deque
 from typing import Awaitable, Callable
 
+from . import clock
 from .audio import AudioFormat
 from .ports import IncidentKind, SpeechToText, SpeechToTextError, SpeechToTextEvent, VoiceActivityDetector
 
@@ -118,7 +118,7 @@ class SpeechListener:
         wait = self._finalize_after_silence_s
         if wait is None or self._finalize_requested or not self._words_pending():
             return
-        silent_for = self._activity.silent_for(time.monotonic())
+        silent_for = self._activity.silent_for(clock.now())
         if silent_for is not None and silent_for >= wait:
             self._finalize_requested = True
             await self._stt.finalize()

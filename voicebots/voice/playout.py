@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .audio import FRAME_MS, AudioFormat
+from .clock import now as clock_now
 from .ports import Transport
 from .words import WordSpan, estimated_words, first_unheard
 
@@ -95,7 +95,7 @@ class TurnAudio:
 
 
 class Playout:
-    def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic, *,
+    def __init__(self, transport: Transport, clock: Callable[[], float] = clock_now, *,
                  playback_lag_s: float = 0.0) -> None:
         self._transport = transport
         self._format: AudioFormat = transport.output_format

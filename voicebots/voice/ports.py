@@ -77,7 +77,7 @@ class CallHandler(Protocol):
 @dataclass(frozen=True, slots=True)
 class VoiceVerdict:
     """A voice detector's judgement of one stretch of the caller's audio: `duration_s` of audio that arrived by `at`
-    (monotonic seconds), whether it carries speech, and its level (RMS in 16-bit sample units)."""
+    (seconds on the call's clock), whether it carries speech, and its level (RMS in 16-bit sample units)."""
 
     at: float
     duration_s: float
@@ -245,8 +245,8 @@ class TurnRecord:
     """One bot turn, final: what the caller said, what the caller heard back, and when things happened.
 
     `timings` holds milliseconds (see `timeline.Timeline.timings`). `error` is set when a vendor failed
-    during the turn (the bot apologised or stayed silent). `origin` is the `time.monotonic()` moment the
-    timings count from (see `Timeline.origin`), so a recorder can place the turn on the call's clock;
+    during the turn (the bot apologised or stayed silent). `origin` is the moment (`clock.now()`) the timings
+    count from (see `Timeline.origin`), so a recorder can place the turn on the call's clock;
     `passages` are the knowledge excerpts the reply was written from.
     """
 
@@ -263,12 +263,13 @@ class TurnRecord:
 
 
 # false_interruption: the bot stopped for the caller's voice and went on (an acknowledgement, a noise).
+# echo_ignored: a transcript of the bot's own voice, leaking back from the caller's phone, did not interrupt it.
 # The others after llm_error keep a call from going silent: filler (a line while a function or the model is slow),
 # llm_stalled (the model's stream stopped: asked again, or given up on), empty_reply (the model said nothing: asked
 # again, or a fallback line), fallback_line (no voice could speak: a recorded line played instead).
 IncidentKind = Literal["stt_reconnected", "stt_lost", "tts_failed", "tts_fallback", "llm_error", "transfer_failed",
                        "caller_silent", "max_duration", "false_interruption", "filler", "llm_stalled",
-                       "empty_reply", "fallback_line"]
+                       "empty_reply", "fallback_line", "echo_ignored"]
 
 
 class CallObserver(Protocol):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Awaitable, Callable, Literal, Sequence
 
 from voicebots.conversation.config import BotConfig
@@ -28,6 +27,7 @@ from voicebots.conversation.ports import (
     TurnResult,
 )
 
+from . import clock
 from .bot_turn import BotTurn
 from .heard import history_with_tool_rounds
 from .ports import IncidentKind
@@ -100,7 +100,7 @@ class ReplySink(BaseEventSink):
     def _progress(self) -> None:
         """The model is at work (a request went out, text came): the reply waits on it."""
         self._turn.waiting = "model"
-        self._turn.progress_at = time.monotonic()
+        self._turn.progress_at = clock.now()
 
 
 class Replier:
@@ -121,7 +121,7 @@ class Replier:
         asked_again_stalled = asked_again_silent = False
         while True:
             sink = ReplySink(turn, Segmenter(self._segmenter), speech)
-            turn.waiting, turn.progress_at = "start", time.monotonic()
+            turn.waiting, turn.progress_at = "start", clock.now()
             try:
                 result = await self._watched(turn, history, text, sink)
             except _Stalled:
@@ -178,4 +178,4 @@ class Replier:
             return False
         if self._config.thinking_enabled and not sink.said:
             return False  # a model that thinks first is quiet until it has thought
-        return time.monotonic() - turn.progress_at >= self._stall_s
+        return clock.now() - turn.progress_at >= self._stall_s

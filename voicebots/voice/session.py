@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Coroutine
 
 from voicebots.conversation.config import BotConfig
@@ -30,6 +29,7 @@ from voicebots.conversation.engine import ConversationEngine
 from voicebots.conversation.history import opening_history
 from voicebots.conversation.ports import Message
 
+from . import clock
 from .activity import VoiceActivity
 from .barge_in import BargeIn, InterruptionRules, Pause
 from .bot_turn import BotTurn
@@ -142,7 +142,7 @@ class CallSession:
     def feed_audio(self, audio: bytes) -> None:
         if self._stopped:
             return
-        now = time.monotonic()
+        now = clock.now()
         self._activity.update(audio, now)
         self._listener.feed(audio)
         onset = self._caller_speech.update(self._activity.take_verdicts(), self._playout.level)
@@ -328,7 +328,7 @@ class CallSession:
         if await self._playout.play(turn.index, audio):
             turn.timeline.mark("first_audio_sent")
         await self._playout.end_segment(turn.index, segment, text)
-        turn.timeline.last_audio_sent = time.monotonic()
+        turn.timeline.last_audio_sent = clock.now()
         turn.spoken += text
 
     # --- Listening ----------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ class CallSession:
         if isinstance(event, Transcript) and event.from_finalize and not event.text.strip() and self._current:
             self._barge_in.nothing_said(self._current.index)
         for signal in self._turn_taker.on_event(event):
-            self._limits.caller_spoke(time.monotonic())
+            self._limits.caller_spoke(clock.now())
             if self._closing:
                 continue
             if isinstance(signal, CallerSpeaking):
@@ -353,7 +353,7 @@ class CallSession:
                 if (self._barge_in.rules.enabled and self._bot_busy()
                         and not self._barge_in.rules.is_backchannel(signal.text, partial=True)):
                     if self._heard_speech_lately():
-                        self._voice_heard(time.monotonic())
+                        self._voice_heard(clock.now())
                     elif self._vad_recheck is None:
                         # The words may come before the voice detector's verdict on the same audio.
                         self._vad_recheck = self._spawn(self._hold_once_voice_is_heard())
@@ -365,20 +365,27 @@ class CallSession:
 
     async def _hold_once_voice_is_heard(self) -> None:
         try:
-            deadline = time.monotonic() + VAD_RECHECK_S
-            while time.monotonic() < deadline:
+            deadline = clock.now() + VAD_RECHECK_S
+            while clock.now() < deadline:
                 await asyncio.sleep(0.02)
                 if not (self._bot_busy() and self._turn_taker.has_unfinalized_words):
                     return
                 if self._heard_speech_lately():
-                    self._voice_heard(time.monotonic())
+                    self._voice_heard(clock.now())
                     return
         finally:
             self._vad_recheck = None
 
     def _heard_speech_lately(self) -> bool:
-        silent_for = self._activity.silent_for(time.monotonic())
-        return silent_for is not None and silent_for <= self._options.barge_in_confirm_s
+        """The caller's own voice was heard lately: the detector's speech, less the bot's echo (CallerSpeech)."""
+        quiet_for = self._caller_speech.quiet_for(clock.now())
+        return quiet_for is not None and quiet_for <= self._options.barge_in_confirm_s
+
+    def _is_echo(self, turn: BotTurn) -> bool:
+        """A transcript while the bot is audible, with no speech of the caller's own since the bot's turn began:
+        the speech-to-text wrote down the bot's echo."""
+        last = self._caller_speech.last_speech_at
+        return self._playout.audible() and (last is None or last < turn.timeline.started)
 
     def _cancel_hold(self) -> None:
         if self._hold is not None and self._hold is not asyncio.current_task():
@@ -421,7 +428,7 @@ class CallSession:
         return self._bot_busy() or self._activity.speaking or self._turn_taker.has_unfinalized_words
 
     async def _on_caller_turn(self, ended: CallerTurnEnded) -> None:
-        now = time.monotonic()
+        now = clock.now()
         turn = self._current
         if turn is not None and self._barge_in.take_utterance(turn.index, ended.text):
             logger.info("Going on after an acknowledgement: %r", ended.text)
@@ -429,6 +436,9 @@ class CallSession:
         if self._bot_busy():
             if self._barge_in.rules.is_backchannel(ended.text):
                 logger.info("Ignoring a backchannel while the bot speaks: %r", ended.text)
+                return
+            if self._is_echo(turn):
+                await self._incident("echo_ignored", f"a transcript of the bot's own voice: {ended.text!r}")
                 return
             if not self._barge_in.rules.enabled:
                 self._spawn(self._answer_when_heard(ended))

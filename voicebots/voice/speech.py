@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from typing import Awaitable, Callable, Sequence
 
+from . import clock
 from .playout import Playout
 from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError, WordTimes
 from .timeline import Timeline
@@ -154,7 +154,7 @@ class SpokenReply:
             self.audio.extend(audio)
         if await self._playout.play(self._turn, audio):
             self._timeline.mark("first_audio_sent")
-            self._timeline.last_audio_sent = time.monotonic()
+            self._timeline.last_audio_sent = clock.now()
 
 
 async def _cancel_quietly(speech: SpeechTurn) -> None:

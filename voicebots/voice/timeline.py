@@ -1,12 +1,13 @@
 """Per-turn timestamps, and the turn's latency split into the vendors' delays and the platform's own share.
 
-All stamps are `time.monotonic()` seconds. The reference point of a reply is the end of the caller's speech
-(the last inbound audio with speech energy), so the figures are what the caller experiences.
+All stamps are seconds on the call's clock (`clock.now()`). The reference point of a reply is the end of the
+caller's speech (the last inbound audio with speech energy), so the figures are what the caller experiences.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, fields
+
+from . import clock
 
 STAMPS = ("speech_ended", "transcript_final", "llm_request_sent", "first_token", "first_segment_sent",
           "first_tts_audio", "first_audio_sent", "last_audio_sent")
@@ -34,13 +35,13 @@ class Timeline:
 
     @classmethod
     def now(cls) -> Timeline:
-        return cls(started=time.monotonic())
+        return cls(started=clock.now())
 
     def mark(self, stamp: str, at: float | None = None) -> None:
         if stamp not in STAMPS:
             raise ValueError(f"Unknown stamp {stamp!r}")
         if getattr(self, stamp) is None:
-            setattr(self, stamp, time.monotonic() if at is None else at)
+            setattr(self, stamp, clock.now() if at is None else at)
 
     @property
     def origin(self) -> float:
