@@ -1,38 +1,26 @@
 """The admin's forms in a real browser (Chromium through Playwright): widgets work and the console stays clean."""
 import pytest
 
+from tests import browser as browsers
 from voicebots.accounts.services import create_member
 from voicebots.campaigns.models import Campaign
 from voicebots.functions.models import Function
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PASSWORD = "a-long-password-123"
+browser_page = browsers.browser_page  # a fixture
 
 
 @pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still plain sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.console_errors = []
-        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-        yield page
-        browser.close()
+def page(browser_page):
+    page, errors = browser_page
+    page.console_errors = errors
+    return page
 
 
 @pytest.fixture
 def signed_in(page, live_server, api):
     create_member(api.account, "staffer", PASSWORD)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "staffer")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    browsers.sign_in(page, f"{live_server.url}/admin/login/", "staffer", PASSWORD)
     page.wait_for_url(f"{live_server.url}/admin/")
     return page
 

@@ -9,12 +9,12 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from config.asgi import application
-from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, Turn
-from tests.fakes.cartesia_server import PCM16_PATTERN, FakeCartesia
-from tests.fakes.deepgram_server import FakeDeepgram, silence_pcm16, speech_pcm16
+from tests import calls
+from tests.fakes.anthropic_server import Text, ToolUse, Turn
+from tests.fakes.cartesia_server import PCM16_PATTERN
+from tests.fakes.deepgram_server import silence_pcm16, speech_pcm16
 from tests.fakes.http_handler import Reply
 from voicebots.accounts.services import create_member
 from voicebots.calls.models import Call
@@ -24,22 +24,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 FRAME = 640  # 20 ms at 16 kHz, 16-bit
 codec = BrowserCallCodec
-
-
-@pytest.fixture(autouse=True)
-async def _close_consumer_connections():
-    yield
-    await sync_to_async(connections.close_all)()
+_close_consumer_connections = calls._close_consumer_connections  # a fixture
 
 
 @pytest.fixture
 async def vendors(settings):
-    async with FakeAnthropic() as llm, FakeDeepgram() as stt, FakeCartesia(ms_per_char=20) as tts:
-        settings.ANTHROPIC_API_KEY = settings.DEEPGRAM_API_KEY = settings.CARTESIA_API_KEY = "test-key"
-        settings.ANTHROPIC_BASE_URL = llm.url
-        settings.DEEPGRAM_BASE_URL = stt.ws_url.replace("ws://", "http://")
-        settings.CARTESIA_BASE_URL = tts.http_url
-        yield llm, stt, tts
+    async with calls.vendor_fakes(settings, ms_per_char=20) as fakes:
+        yield fakes
 
 
 @pytest.fixture
@@ -61,18 +52,17 @@ def socket_for(client, bot_id, origin=b"http://127.0.0.1:8000"):
     return WebsocketCommunicator(application, f"/ws/voice/{bot_id}/", headers=headers)
 
 
-class BrowserPeer:
+class BrowserPeer(calls.SocketPeer):
     """Plays the page's part: plays the bot's audio in real time, acknowledges each checkpoint once playback
     reaches it, flushes on "clear" (answering "cleared"), and records everything it gets."""
 
     def __init__(self, communicator):
-        self.communicator = communicator
         self.events: list[dict] = []
         self.audio = bytearray()
         self.closed: dict | None = None
         self._play_end = 0.0
         self._acks: list[asyncio.TimerHandle] = []
-        self.reader = asyncio.create_task(self._read())
+        super().__init__(communicator)
 
     async def _read(self):
         loop = asyncio.get_running_loop()
@@ -111,11 +101,11 @@ class BrowserPeer:
     def of(self, kind):
         return [event for event in self.events if event["type"] == kind]
 
-    async def wait_for(self, condition, timeout=10):
-        async with asyncio.timeout(timeout):
-            while not condition():
-                assert self.closed is None or condition(), f"closed early: {self.events[-3:]}"
-                await asyncio.sleep(0.02)
+    def _ended_early(self):
+        return None if self.closed is None else f"closed early: {self.events[-3:]}"
+
+    def _seen(self):
+        return str(self.events[-3:])
 
 
 async def closing(communicator, timeout=5) -> tuple[dict, dict]:

@@ -10,14 +10,16 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from tests import calls
 from tests.fakes.deepgram_server import silence
 from tests.test_live_control import connected_call
-from tests.test_phone_calls import _close_consumer_connections, vendors  # noqa: F401 (fixtures)
 from voicebots.calls import live
 from voicebots.calls.models import Call
 from voicebots.deployment import capacity, drain, reaper, registry
 from voicebots.deployment.redis_client import client as redis_client
 from voicebots.telephony.webhooks import connect_or_refuse
+
+vendors, _close_consumer_connections = calls.vendors, calls._close_consumer_connections  # fixtures
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

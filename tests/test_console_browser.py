@@ -7,27 +7,14 @@ from datetime import timedelta
 
 import pytest
 
+from tests import browser as browsers
 from tests.test_console import turn
 from tests.test_recordings import recorded_call
 from voicebots.accounts.services import create_member
 from voicebots.calls.models import Call, CallEvent, CallTurn
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")]
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+pytestmark = [pytest.mark.django_db(transaction=True), browsers.needs_chromium]
+browser = browsers.browser  # a fixture
 
 
 @pytest.fixture
@@ -58,15 +45,9 @@ def inspected_call(api):
 
 
 def test_log_in_read_the_overview_open_a_call_play_it_and_seek_by_turn(live_server, api, inspected_call, browser):
-    errors = []
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-
-    page.goto(f"{live_server.url}/console/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "a-long-password-1")
-    page.click("input[type=submit]")
+    errors = browsers.watch(page)
+    browsers.sign_in(page, f"{live_server.url}/console/", "ada", "a-long-password-1")
     page.wait_for_url(f"**/console/{api.account.auth_id}/")
     assert page.inner_text("[data-total=calls]") == "1"
     page.wait_for_selector("#chart-calls .uplot")  # the charts drew
@@ -101,14 +82,9 @@ def test_log_in_read_the_overview_open_a_call_play_it_and_seek_by_turn(live_serv
 
 def test_the_calls_list_filter_form_finds_calls_by_their_words(live_server, api, inspected_call,
                                                                  browser):
-    errors = []
     page = browser.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(f"{live_server.url}/console/{api.account.auth_id}/calls/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "a-long-password-1")
-    page.click("input[type=submit]")
+    errors = browsers.watch(page)
+    browsers.sign_in(page, f"{live_server.url}/console/{api.account.auth_id}/calls/", "ada", "a-long-password-1")
     page.fill("#id_text", "park")
     page.click("form.filters button[type=submit]")
     assert page.locator("table.calls tbody tr").count() == 1 and str(inspected_call.id) in page.content()

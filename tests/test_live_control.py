@@ -13,15 +13,17 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from config.asgi import application
+from tests import calls
 from tests.fakes.deepgram_server import silence
 from tests.fakes.plivo_server import CallPlan, FakeCall, FakePlivo
 from tests.test_outbound_calls import use_plivo
-from tests.test_phone_calls import PlivoPeer, _close_consumer_connections, vendors  # noqa: F401 (fixtures)
+from tests.test_phone_calls import PlivoPeer
 from tests.test_plivo_stream import answer, start_frame
 from voicebots.calls import live
 from voicebots.calls.models import Call
 
 pytestmark = pytest.mark.django_db(transaction=True)
+vendors, _close_consumer_connections = calls.vendors, calls._close_consumer_connections  # fixtures
 
 
 @pytest.fixture

@@ -239,7 +239,7 @@ async def test_cancelling_a_turn_closes_the_stream_promptly(fake, llm):
         await asyncio.sleep(0.01)
 
     assert fake.disconnects and fake.disconnects[0].at - cancelled_at < 0.2
-    assert fake.disconnects[0].chunks_sent < 20
+    assert fake.disconnects[0].events_sent < 20
 
 
 async def test_a_local_server_without_a_key(fake):

@@ -9,10 +9,10 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from config.asgi import application
-from tests.fakes.anthropic_server import FakeAnthropic, Text, ToolUse, Turn
+from tests import calls
+from tests.fakes.anthropic_server import Text, ToolUse, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.http_handler import Reply
@@ -27,22 +27,8 @@ from voicebots.telephony.codec import CheckpointRequested, ClearRequested, DtmfR
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FRAME = 160
-
-
-@pytest.fixture(autouse=True)
-async def _close_consumer_connections():
-    yield
-    await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-async def vendors(settings):
-    async with FakeAnthropic() as llm, FakeDeepgram() as stt, FakeCartesia() as tts:
-        settings.ANTHROPIC_API_KEY = settings.DEEPGRAM_API_KEY = settings.CARTESIA_API_KEY = "test-key"
-        settings.ANTHROPIC_BASE_URL = llm.url
-        settings.DEEPGRAM_BASE_URL = stt.ws_url.replace("ws://", "http://")
-        settings.CARTESIA_BASE_URL = tts.http_url
-        yield llm, stt, tts
+# Fixtures (other call tests take them from here too).
+vendors, _close_consumer_connections = calls.vendors, calls._close_consumer_connections
 
 
 @pytest.fixture
@@ -68,15 +54,14 @@ EVENTS = {PlayAudio: "playAudio", CheckpointRequested: "checkpoint", ClearReques
           DtmfRequested: "sendDTMF"}
 
 
-class PlivoPeer:
+class PlivoPeer(calls.SocketPeer):
     """Plays Plivo's side over the communicator (with the codec): media every 20 ms, acks checkpoints, records
     what it gets."""
 
     def __init__(self, communicator, stream_id="stream-1"):
-        self.communicator = communicator
         self.codec = PlivoStreamCodec(stream_id)
         self.frames = []  # (event, message, monotonic time)
-        self.reader = asyncio.create_task(self._read())
+        super().__init__(communicator)
 
     async def _read(self):
         loop = asyncio.get_running_loop()
@@ -102,12 +87,8 @@ class PlivoPeer:
     def count(self, event):
         return sum(1 for kind, _, _ in self.frames if kind == event)
 
-    async def wait_for(self, predicate, timeout=10):
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out; got {[k for k, _, _ in self.frames]}")
-            await asyncio.sleep(0.02)
+    def _seen(self):
+        return str([kind for kind, _, _ in self.frames])
 
 
 async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_recorded(answered_call, vendors,

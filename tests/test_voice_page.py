@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import browser as browsers
 from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram
@@ -21,10 +22,7 @@ from voicebots.voice.audio import resample
 # Under `pytest -n`, one worker runs the whole module (tests/scheduling.py): its tests share a web server.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-                 "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [*browsers.FAKE_MICROPHONE, browsers.AUTOPLAY]  # besides the project's flags
 RATE = 16000
 QUESTION, INTERRUPTION = "When are you open?", "Stop please."
 LONG_REPLY = ("We open at eight. On weekdays the clinic opens at eight in the morning and at nine on Saturdays, "
@@ -87,21 +85,13 @@ def playground_page(context, app, bot_id, problems: list[str]):
     """The bot's playground, signed in through the admin's login form; console errors, page errors and failed
     requests go to `problems`."""
     page = context.new_page()
-    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("response", lambda response: response.status >= 400 and problems.append(
-        f"{response.status} {response.url}"))
-    page.goto(f"{app.url}/admin/login/?next=/playground/{bot_id}/")
-    page.fill("#id_username", "talker")
-    page.fill("#id_password", "a-long-password-123")
-    page.click("input[type=submit]")
+    browsers.watch(page, problems, failed_requests=True)
+    browsers.sign_in(page, f"{app.url}/admin/login/?next=/playground/{bot_id}/", "talker", "a-long-password-123")
     page.wait_for_url(f"**/playground/{bot_id}/")
     return page
 
 
 def test_talking_to_a_bot_from_the_browser(app, vendors, bot_and_member, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from voicebots.calls.models import Call
 
     llm, stt, _ = vendors
@@ -110,30 +100,25 @@ def test_talking_to_a_bot_from_the_browser(app, vendors, bot_and_member, tmp_pat
     bot = bot_and_member
     wav = caller_wav(tmp_path)
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"])
-        try:
-            page = playground_page(browser.new_context(), app, bot["id"], problems)
+    with browsers.chromium(*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop") as browser:
+        page = playground_page(browser.new_context(), app, bot["id"], problems)
 
-            page.click("#talk")
-            page.wait_for_selector("#voice[data-state=live]", timeout=10_000)
-            page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 1", timeout=10_000)
-            assert page.text_content("#voice-transcript .msg.bot") == "Hello!"  # the bot greets
-            assert int(page.get_attribute("#voice", "data-audio-bytes")) > 0
-            # The question is answered, then cut off by the interruption: the page drops what it had queued.
-            page.wait_for_function("Number(document.getElementById('voice').dataset.clears) >= 1", timeout=20_000)
-            assert int(page.get_attribute("#voice", "data-last-clear-dropped-ms")) > 0
-            page.wait_for_selector("#voice-transcript .msg.cut", timeout=10_000)
-            page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 3", timeout=15_000)
-            callers = page.locator("#voice-transcript .msg.caller").all_text_contents()
-            assert callers[:2] == [QUESTION, INTERRUPTION]
-            page.click("#hang-up")
-            page.wait_for_selector("#voice[data-state=ended]", timeout=5_000)
-            assert page.text_content("#voice-status") == "The caller hung up."
-            call_id = page.get_attribute("#voice", "data-call-id")
-        finally:
-            browser.close()
+        page.click("#talk")
+        page.wait_for_selector("#voice[data-state=live]", timeout=10_000)
+        page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 1", timeout=10_000)
+        assert page.text_content("#voice-transcript .msg.bot") == "Hello!"  # the bot greets
+        assert int(page.get_attribute("#voice", "data-audio-bytes")) > 0
+        # The question is answered, then cut off by the interruption: the page drops what it had queued.
+        page.wait_for_function("Number(document.getElementById('voice').dataset.clears) >= 1", timeout=20_000)
+        assert int(page.get_attribute("#voice", "data-last-clear-dropped-ms")) > 0
+        page.wait_for_selector("#voice-transcript .msg.cut", timeout=10_000)
+        page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 3", timeout=15_000)
+        callers = page.locator("#voice-transcript .msg.caller").all_text_contents()
+        assert callers[:2] == [QUESTION, INTERRUPTION]
+        page.click("#hang-up")
+        page.wait_for_selector("#voice[data-state=ended]", timeout=5_000)
+        assert page.text_content("#voice-status") == "The caller hung up."
+        call_id = page.get_attribute("#voice", "data-call-id")
 
     assert problems == [], problems
     call = Call.objects.get(pk=call_id)
@@ -154,21 +139,32 @@ def test_talking_to_a_bot_from_the_browser(app, vendors, bot_and_member, tmp_pat
     ("none", ["microphone"], "No microphone was found"),  # allowed, but there is none (this machine has none)
 ])
 def test_a_denied_or_missing_microphone_is_explained(app, bot_and_member, device, permission, message):
-    from playwright.sync_api import sync_playwright
-
     args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"]
     if device == "none":
         args.remove("--use-fake-device-for-media-stream")
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            page = playground_page(browser.new_context(permissions=permission), app, bot_and_member["id"], problems)
-            page.click("#talk")
-            page.wait_for_selector("#voice-status.error", timeout=10_000)
-            assert message in page.text_content("#voice-status")
-            assert page.get_attribute("#voice", "data-state") == "ended"
-            assert page.is_enabled("#talk") and not page.is_enabled("#hang-up")  # ready to try again
-        finally:
-            browser.close()
+    with browsers.chromium(*args) as browser:
+        page = playground_page(browser.new_context(permissions=permission), app, bot_and_member["id"], problems)
+        page.click("#talk")
+        page.wait_for_selector("#voice-status.error", timeout=10_000)
+        assert message in page.text_content("#voice-status")
+        assert page.get_attribute("#voice", "data-state") == "ended"
+        assert page.is_enabled("#talk") and not page.is_enabled("#hang-up")  # ready to try again
+    assert problems == [], problems
+
+
+def test_chatting_with_a_bot_on_the_same_page(app, vendors, bot_and_member):
+    """The chat half of the page (playground.js, on the same shared script as the voice half): the question and
+    the streamed answer appear as messages, the timings fill in, no console error."""
+    llm, _, _ = vendors
+    llm.script(Turn([Text("We open ", "at eight.")]))
+    problems: list[str] = []
+    with browsers.chromium() as browser:
+        page = playground_page(browser.new_context(), app, bot_and_member["id"], problems)
+        page.fill("#message", QUESTION)
+        page.click("#composer button[type=submit]")
+        page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
+        assert page.locator("#messages .msg.user").all_text_contents() == [QUESTION]
+        assert page.locator("#messages .msg.bot").all_text_contents() == ["We open at eight."]
+        assert page.text_content("#status") == ""
     assert problems == [], problems

@@ -2,33 +2,14 @@
 attempts, and the Retry now button sending it again; no JavaScript console errors."""
 import pytest
 
+from tests import browser as browsers
 from tests.fakes.http_handler import FunctionHandlerFake, Reply
 from voicebots.accounts.services import create_account, create_member
 from voicebots.webhooks import services
 from voicebots.webhooks.models import WebhookDelivery
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PASSWORD = "a-long-password-123"
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Sync Playwright keeps an event loop running in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        # The site has no favicon (not this page's concern); without this, Chromium logs its 404 as an error.
-        page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
-        errors = []
-        page.on("console", lambda message: errors.append(f"{message.text} {message.location}")
-                if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        yield page, errors
-        browser.close()
+browser_page = browsers.browser_page  # a fixture (test_multiprocess takes it from here)
 
 
 @pytest.fixture
@@ -52,10 +33,8 @@ def test_retry_now_in_the_admin_sends_a_failed_delivery_again(live_server, brows
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", attempts=9, last_status_code=500,
                                                           last_error="Answered HTTP 500.", next_attempt_at=None)
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookdelivery/")
-    page.fill("#id_username", "staffer")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    browsers.sign_in(page, f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookdelivery/", "staffer",
+                     PASSWORD)
     page.click(f"a[href$='/webhookdelivery/{delivery.pk}/change/']")
     page.wait_for_selector("button.retry-delivery")
     assert "Answered HTTP 500." in page.inner_text("#content")

@@ -1,5 +1,7 @@
-// The chat playground: one WebSocket per page; the reply streams into the last bot message.
+// The chat playground: one WebSocket per page; the reply streams into the last bot message. Lines, lists and the
+// socket: playground-kit.js.
 (function () {
+  const kit = window.playgroundKit;
   const root = document.querySelector(".playground");
   const messages = document.getElementById("messages");
   const input = document.getElementById("message");
@@ -9,40 +11,19 @@
   const timings = document.getElementById("timings");
   let current = null;
 
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + root.dataset.socket);
-
-  function add(kind, text) {
-    const div = document.createElement("div");
-    div.className = "msg " + kind;
-    const span = document.createElement("span");
-    span.textContent = text;
-    div.appendChild(span);
-    messages.appendChild(div);
-    messages.scrollTop = messages.scrollHeight;
-    return span;
-  }
-
-  function item(list, text, isError) {
-    const li = document.createElement("li");
-    li.textContent = text;
-    if (isError) li.className = "error";
-    list.appendChild(li);
-  }
+  const socket = kit.openSocket(root.dataset.socket);
+  const add = (kind, text) => kit.line(messages, kind, text).firstChild; // the span the reply streams into
 
   const handlers = {
-    retrieval(e) {
-      passages.innerHTML = "";
-      e.passages.forEach(p => item(passages, `${p.name}${p.page ? " p." + p.page : ""} (${p.score}): ${p.text}`));
-    },
+    retrieval(e) { kit.showPassages(passages, e.passages); },
     first_token() { status.textContent = "Answering…"; },
     text(e) {
       if (!current) current = add("bot", "");
       current.textContent += e.text;
       messages.scrollTop = messages.scrollHeight;
     },
-    tool_started(e) { item(tools, `→ ${e.name}(${JSON.stringify(e.input)})`); },
-    tool_finished(e) { item(tools, `← ${e.name}: ${e.result} (${e.duration_ms} ms)`, e.is_error); },
+    tool_started(e) { kit.toolStarted(tools, e); },
+    tool_finished(e) { kit.toolFinished(tools, e); },
     done(e) {
       if (!current) add("bot", e.response);
       current = null;

@@ -1,10 +1,11 @@
 // The voice playground: press Talk, speak, hear the bot, through the same pipeline as a phone call.
 // The microphone is captured by an AudioWorklet (voice-capture.js) as 16 kHz 16-bit PCM and sent over the app's
 // own WebSocket; the bot's voice streams back into a small jitter buffer (voice-playback.js). The socket speaks
-// the protocol written down in voicebots/web/voice_protocol.py.
+// the protocol written down in voicebots/web/voice_protocol.py. Lines, lists and the socket: playground-kit.js.
 (function () {
   const root = document.getElementById("voice");
   if (!root) return;
+  const kit = window.playgroundKit;
   const talkButton = document.getElementById("talk");
   const hangUpButton = document.getElementById("hang-up");
   const status = document.getElementById("voice-status");
@@ -43,23 +44,7 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
-  function line(kind, text) {
-    const div = document.createElement("div");
-    div.className = "msg " + kind;
-    const span = document.createElement("span");
-    span.textContent = text;
-    div.appendChild(span);
-    transcript.appendChild(div);
-    transcript.scrollTop = transcript.scrollHeight;
-    return div;
-  }
-
-  function item(list, text, isError) {
-    const li = document.createElement("li");
-    li.textContent = text;
-    if (isError) li.className = "error";
-    list.appendChild(li);
-  }
+  const line = (kind, text) => kit.line(transcript, kind, text);
 
   function send(message) {
     if (call && call.socket.readyState === WebSocket.OPEN) call.socket.send(JSON.stringify(message));
@@ -110,12 +95,9 @@
       });
       row.title = e.kind + (e.caller_text ? ": " + e.caller_text : "");
     },
-    passages(e) {
-      passages.innerHTML = "";
-      e.passages.forEach((p) => item(passages, `${p.name}${p.page ? " p." + p.page : ""} (${p.score}): ${p.text}`));
-    },
-    tool_started(e) { item(tools, `→ ${e.name}(${JSON.stringify(e.input)})`); },
-    tool_finished(e) { item(tools, `← ${e.name}: ${e.result} (${e.duration_ms} ms)`, e.is_error); },
+    passages(e) { kit.showPassages(passages, e.passages); },
+    tool_started(e) { kit.toolStarted(tools, e); },
+    tool_finished(e) { kit.toolFinished(tools, e); },
     incident(e) { line("error", `${e.kind}: ${e.detail}`); },
     transfer(e) { line("error", `The bot transferred the call to ${e.to}.`); },
     end(e) { call.endReason = e.reason; call.endCode = e.code; },
@@ -198,8 +180,7 @@
     call.playback.port.onmessage = (event) => onPlaybackMessage(event.data);
     if (context.state === "suspended") await context.resume();
 
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + location.host + root.dataset.socket);
+    const socket = kit.openSocket(root.dataset.socket);
     socket.binaryType = "arraybuffer";
     call.socket = socket;
     call.capture.port.onmessage = (event) => {

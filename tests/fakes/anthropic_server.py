@@ -15,29 +15,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
-from tests.fakes.loopback import DISCONNECT_POLL_S, ClientGone, StreamLoopbackServer, client_gone, sleep_unless_gone
+from tests.fakes.scripted_http import REASONS, Event, ScriptedHTTPServer, Text
 
 DEFAULT_API_KEY = "test-key"
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-           500: "Internal Server Error", 529: "Overloaded"}
 
 
 # --- Script ------------------------------------------------------------------------------------------
-
-
-@dataclass(init=False)
-class Text:
-    fragments: tuple[str, ...]
-
-    def __init__(self, *fragments: str) -> None:
-        self.fragments = fragments
 
 
 @dataclass
@@ -91,26 +79,6 @@ class Turn:
 
 
 _ids = itertools.count(1)
-
-
-# --- Recording ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    received_at: float
-
-
-@dataclass
-class Disconnect:
-    request_index: int
-    events_sent: int
-    at: float
-    error: str
 
 
 # --- SSE rendering -----------------------------------------------------------------------------------
@@ -187,44 +155,22 @@ def message_json(turn: Turn, model: str) -> dict[str, Any]:
 # --- Server ------------------------------------------------------------------------------------------
 
 
-class FakeAnthropic(StreamLoopbackServer):
+class FakeAnthropic(ScriptedHTTPServer[Turn]):
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
-        super().__init__()
+        super().__init__(default_turn=Turn([Text("Hello.")]))
         self.api_key = api_key
-        self.requests: list[RecordedRequest] = []
-        self.disconnects: list[Disconnect] = []
-        self.default_turn = Turn([Text("Hello.")])
-        self._script: deque[Turn] = deque()  # deque: safe to feed from another thread
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def script(self, *turns: Turn) -> None:
-        self._script.extend(turns)
-
-    async def wait_for_disconnect(self, timeout: float = 1.0) -> Disconnect | None:
-        """The first recorded disconnect, waiting up to `timeout` (works from any event loop)."""
-        deadline = time.monotonic() + timeout
-        while not self.disconnects and time.monotonic() < deadline:
-            await asyncio.sleep(DISCONNECT_POLL_S)
-        return self.disconnects[0] if self.disconnects else None
-
-    # HTTP.
-
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        request = await self._read_request(reader)
-        if request is None:
+        received = await self._next_request(reader)
+        if received is None:
             return False
-        method, path, headers, raw_body = request
-        try:
-            body: Any = json.loads(raw_body) if raw_body else None
-        except ValueError:
-            body = raw_body.decode("utf-8", "replace")
-        self.requests.append(RecordedRequest(method, path, headers, body, time.monotonic()))
-        keep_alive = headers.get("connection", "").lower() != "close"
-
-        if method != "POST" or not path.split("?")[0].endswith("/v1/messages"):
+        request, keep_alive = received
+        headers, body = request.headers, request.body
+        if request.method != "POST" or not request.path.endswith("/v1/messages"):
             await self._send_error(writer, 404, "Not found.")
         elif headers.get("authorization") != f"Bearer {self.api_key}" and headers.get("x-api-key") != self.api_key:
             await self._send_error(writer, 401, "invalid x-api-key")
@@ -233,50 +179,19 @@ class FakeAnthropic(StreamLoopbackServer):
         elif not isinstance(body, dict):
             await self._send_error(writer, 400, "The request body is not valid JSON.")
         else:
-            turn = self._script.popleft() if self._script else self.default_turn
+            turn = self._next_turn()
             model = body.get("model", "claude-haiku-5-5")
             if turn.status is not None:
                 await self._send_error(writer, turn.status, REASONS.get(turn.status, "Error"))
             elif body.get("stream"):
-                return await self._send_stream(reader, writer, turn, model) and keep_alive
+                events = (Event(event, content=b"content_block_delta" in event) for event in stream_events(turn, model))
+                return await self._send_stream(reader, writer, events, content_type="text/event-stream",
+                                               delay_s=turn.delay_s, first_token_delay_s=turn.first_token_delay_s
+                                               ) and keep_alive
             else:
                 await self._send_json(writer, 200, message_json(turn, model))
         return keep_alive
 
-    async def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any],
-                         extra_headers: str = "") -> None:
-        data = json.dumps(payload).encode()
-        writer.write(f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-                     f"request-id: req_{next(_ids):06d}\r\n{extra_headers}content-length: {len(data)}\r\n\r\n"
-                     .encode() + data)
-        await writer.drain()
-
     async def _send_error(self, writer: asyncio.StreamWriter, status: int, message: str) -> None:
         error = {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
         await self._send_json(writer, status, error, "x-should-retry: false\r\n")
-
-    async def _send_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, turn: Turn,
-                           model: str) -> bool:
-        """Stream `turn` as chunked SSE; False (and a recorded Disconnect) if the client went away."""
-        sent = 0
-        try:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-                         b"request-id: req_%06d\r\ntransfer-encoding: chunked\r\n\r\n" % next(_ids))
-            waited_for_first_token = False
-            for event in stream_events(turn, model):
-                if turn.first_token_delay_s and not waited_for_first_token and b"content_block_delta" in event:
-                    waited_for_first_token = True
-                    await sleep_unless_gone(reader, turn.first_token_delay_s)
-                if turn.delay_s and sent:
-                    await sleep_unless_gone(reader, turn.delay_s)
-                writer.write(b"%x\r\n%s\r\n" % (len(event), event))
-                await writer.drain()
-                sent += 1
-                if client_gone(reader):
-                    raise ClientGone("closed")
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-            return True
-        except (ClientGone, ConnectionError) as exc:
-            self.disconnects.append(Disconnect(len(self.requests) - 1, sent, time.monotonic(), repr(exc)))
-            return False

@@ -34,11 +34,10 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from tests.fakes.loopback import ClientGone, StreamLoopbackServer, client_gone, sleep_unless_gone
+from tests.fakes.loopback import ClientGone, sleep_unless_gone
+from tests.fakes.scripted_http import Event, RecordedRequest, ScriptedHTTPServer, Text
 
 DEFAULT_API_KEY = "test-openai-key"
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-           500: "Internal Server Error", 503: "Service Unavailable"}
 ERRORS = {  # status -> (type, code, message), as the service words them
     400: ("invalid_request_error", None, "Invalid request."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided. You can find your API key at "
@@ -57,14 +56,6 @@ _ids = itertools.count(1)
 
 
 # --- Script ------------------------------------------------------------------------------------------
-
-
-@dataclass(init=False)
-class Text:
-    fragments: tuple[str, ...]
-
-    def __init__(self, *fragments: str) -> None:
-        self.fragments = fragments
 
 
 @dataclass(init=False)
@@ -135,23 +126,6 @@ class Failure:
     retry_after_ms: int | None = None
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    received_at: float
-
-
-@dataclass
-class Disconnect:
-    request_index: int
-    chunks_sent: int
-    at: float
-    error: str
-
-
 # --- Chat completion chunks --------------------------------------------------------------------------
 
 
@@ -190,6 +164,27 @@ def stream_chunks(turn: Turn, model: str, include_usage: bool) -> Iterator[dict[
         yield _chunk(completion_id, model, [], usage=turn.usage)
 
 
+def stream_events(turn: Turn, model: str, include_usage: bool) -> Iterator[Event]:
+    """The `data:` events of a streamed `turn`: its chunks, or an error event in place of the content delta
+    `error_after` names (sent at once, and the stream ends there without `[DONE]`)."""
+    deltas = 0
+    for chunk in stream_chunks(turn, model, include_usage):
+        is_content = bool(chunk["choices"]) and any(
+            key in chunk["choices"][0]["delta"] for key in ("content", "tool_calls", "reasoning_content")
+        ) and "role" not in chunk["choices"][0]["delta"]
+        if is_content and turn.error_after is not None and deltas >= turn.error_after:
+            yield Event(_data({"error": {"message": "The server had an error while processing your request.",
+                                         "type": "server_error", "param": None, "code": None}}), paced=False)
+            return
+        yield Event(_data(chunk), content=is_content)
+        deltas += is_content
+    yield Event(b"data: [DONE]\n\n", paced=False)
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
 def completion_json(turn: Turn, model: str) -> dict[str, Any]:
     """The non-streaming response for `turn`."""
     text = "".join("".join(part.fragments) for part in turn.parts if isinstance(part, Text))
@@ -223,23 +218,22 @@ def hashed_embedding(text: str, dimensions: int) -> np.ndarray:
 # --- Server ------------------------------------------------------------------------------------------
 
 
-class FakeOpenAI(StreamLoopbackServer):
+class FakeOpenAI(ScriptedHTTPServer[Turn]):
+    request_id_header = "x-request-id"
+    request_id_width = 8
+
     def __init__(self, api_key: str | None = DEFAULT_API_KEY, *, embedding_delay_s: float = 0.0,
                  honour_encoding_format: bool = True) -> None:
         """`api_key=None`: accept any request, like a local server started without a key.
         `honour_encoding_format=False`: always answer lists of floats, like servers that ignore the format."""
-        super().__init__()
+        super().__init__(default_turn=Turn([Text("Hello.")]))
         self.api_key = api_key
         self.embedding_delay_s = embedding_delay_s
         self.honour_encoding_format = honour_encoding_format
-        self.requests: list[RecordedRequest] = []
-        self.disconnects: list[Disconnect] = []
-        self.default_turn = Turn([Text("Hello.")])
         self.embedded_inputs = 0
         self.concurrent_embeddings = 0
         self.max_concurrent_embeddings = 0
-        self._script: deque[Turn] = deque()  # deques: safe to feed from another thread
-        self._embedding_failures: deque[Failure] = deque()
+        self._embedding_failures: deque[Failure] = deque()  # deque: safe to feed from another thread
 
     @property
     def url(self) -> str:
@@ -253,25 +247,15 @@ class FakeOpenAI(StreamLoopbackServer):
     def embedding_requests(self) -> list[RecordedRequest]:
         return [request for request in self.requests if request.path.endswith("/embeddings")]
 
-    def script(self, *turns: Turn) -> None:
-        self._script.extend(turns)
-
     def fail_embeddings(self, *failures: Failure) -> None:
         self._embedding_failures.extend(failures)
 
     async def _serve_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        request = await self._read_request(reader)
-        if request is None:
+        received = await self._next_request(reader)
+        if received is None:
             return False
-        method, target, headers, raw_body = request
-        path = target.split("?")[0]
-        try:
-            body: Any = json.loads(raw_body) if raw_body else None
-        except ValueError:
-            body = raw_body.decode("utf-8", "replace")
-        self.requests.append(RecordedRequest(method, path, headers, body, time.monotonic()))
-        keep_alive = headers.get("connection", "").lower() != "close"
-
+        request, keep_alive = received
+        method, path, headers, body = request.method, request.path, request.headers, request.body
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             await self._send_error(writer, 401)
         elif method != "POST" or path not in ("/v1/chat/completions", "/v1/embeddings"):
@@ -292,7 +276,7 @@ class FakeOpenAI(StreamLoopbackServer):
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             await self._send_error(writer, 400, "'messages' must be a non-empty array.", param="messages")
             return True
-        turn = self._script.popleft() if self._script else self.default_turn
+        turn = self._next_turn()
         if turn.status is not None:
             await self._send_error(writer, turn.status, retry_after_ms=turn.retry_after_ms)
             return True
@@ -300,52 +284,9 @@ class FakeOpenAI(StreamLoopbackServer):
             await self._send_json(writer, 200, completion_json(turn, body["model"]))
             return True
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._send_stream(reader, writer, turn, body["model"], include_usage)
-
-    async def _send_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, turn: Turn,
-                           model: str, include_usage: bool) -> bool:
-        """Stream `turn` as chunked SSE; False (and a recorded Disconnect) if the client went away."""
-        sent = deltas = 0
-        try:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-                         b"cache-control: no-cache\r\nx-request-id: req_%08d\r\ntransfer-encoding: chunked\r\n\r\n"
-                         % next(_ids))
-            waited_for_first_token = False
-            for chunk in stream_chunks(turn, model, include_usage):
-                is_content = bool(chunk["choices"]) and any(
-                    key in chunk["choices"][0]["delta"] for key in ("content", "tool_calls", "reasoning_content")
-                ) and "role" not in chunk["choices"][0]["delta"]
-                if is_content and turn.error_after is not None and deltas >= turn.error_after:
-                    await self._write_event(writer, {"error": {
-                        "message": "The server had an error while processing your request.", "type": "server_error",
-                        "param": None, "code": None}})
-                    break
-                if is_content and turn.first_token_delay_s and not waited_for_first_token:
-                    waited_for_first_token = True
-                    await sleep_unless_gone(reader, turn.first_token_delay_s)
-                if turn.delay_s and sent:
-                    await sleep_unless_gone(reader, turn.delay_s)
-                await self._write_event(writer, chunk)
-                sent += 1
-                deltas += is_content
-                if client_gone(reader):
-                    raise ClientGone("closed")
-            else:
-                await self._write_raw_event(writer, b"data: [DONE]\n\n")
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-            return True
-        except (ClientGone, ConnectionError) as exc:
-            self.disconnects.append(Disconnect(len(self.requests) - 1, sent, time.monotonic(), repr(exc)))
-            return False
-
-    async def _write_event(self, writer: asyncio.StreamWriter, data: dict[str, Any]) -> None:
-        await self._write_raw_event(writer, f"data: {json.dumps(data)}\n\n".encode())
-
-    @staticmethod
-    async def _write_raw_event(writer: asyncio.StreamWriter, event: bytes) -> None:
-        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
-        await writer.drain()
+        return await self._send_stream(reader, writer, stream_events(turn, body["model"], include_usage),
+                                       content_type="text/event-stream; charset=utf-8", delay_s=turn.delay_s,
+                                       first_token_delay_s=turn.first_token_delay_s)
 
     # Embeddings.
 
@@ -392,16 +333,6 @@ class FakeOpenAI(StreamLoopbackServer):
         tokens = sum(len(_WORD.findall(text)) for text in texts)
         await self._send_json(writer, 200, {"object": "list", "data": data, "model": model,
                                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
-
-    # Plain responses.
-
-    async def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any],
-                         extra_headers: str = "") -> None:
-        data = json.dumps(payload).encode()
-        writer.write(f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-                     f"x-request-id: req_{next(_ids):08d}\r\n{extra_headers}content-length: {len(data)}\r\n\r\n"
-                     .encode() + data)
-        await writer.drain()
 
     async def _send_error(self, writer: asyncio.StreamWriter, status: int, message: str | None = None, *,
                           param: str | None = None, code: str | None = None,

@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -5,4 +7,4 @@ class ApiConfig(AppConfig):
     name = "voicebots.api"
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        import_module(f"{self.name}.schema")  # registers the OpenAPI auth extension

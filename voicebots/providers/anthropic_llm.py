@@ -7,13 +7,12 @@ itself (with prompt caching) is built by `anthropic_format`.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
-import time
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 import anthropic
-import httpcore2  # noqa: F401  (httpx2 imports it on the first client: here, at start-up, not in a first call)
 import httpx2
 
 from voicebots.conversation.ports import (
@@ -25,7 +24,6 @@ from voicebots.conversation.ports import (
     Message,
     MessageDone,
     Reasoning,
-    SystemPrompt,
     TextDelta,
     ThinkingDelta,
     ToolCall,
@@ -35,7 +33,9 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import anthropic_format
-from .llm_retries import RetryPolicy, retrying_call, retrying_stream, sentence
+from .llm_retries import RetryingCalls, RetryingLLM, describe_status_failure, describe_transport_failure, sentence
+
+importlib.import_module("httpcore2")  # httpx2 imports it on the first client: here, at start-up, not in a first call
 
 logger = logging.getLogger(__name__)
 
@@ -106,35 +106,23 @@ def _usage_dict(usage: Any, into: Usage) -> None:
 
 def _describe(error: Exception) -> LLMError:
     """One sentence a caller can show or speak, with whether retrying may help."""
-    # The SDK wraps failures before the response; once streaming, transport errors arrive unwrapped.
-    if isinstance(error, (anthropic.APITimeoutError, httpx2.TimeoutException)):
-        return LLMError("The language model did not answer in time.", retryable=True)
-    if isinstance(error, httpx2.TransportError):
-        return LLMError("The connection to the language model was lost.", retryable=True)
-    if isinstance(error, anthropic.APIConnectionError):
-        return LLMError("The language model could not be reached.", retryable=True)
+    if (failure := describe_transport_failure(error, anthropic)) is not None:
+        return failure
     if not isinstance(error, anthropic.APIStatusError):
         return LLMError("The language model sent a reply that could not be read.")
     status = error.status_code
-    if isinstance(error, anthropic.AuthenticationError):
-        return LLMError("The language model rejected the API key.", status=status)
-    if isinstance(error, anthropic.RateLimitError):
-        return LLMError("The language model is rate limited right now.", status=status, retryable=True)
-    if isinstance(error, anthropic.OverloadedError):
+    if isinstance(error, anthropic.OverloadedError):  # before its base class, InternalServerError
         return LLMError("The language model is overloaded right now.", status=status, retryable=True)
-    if isinstance(error, anthropic.InternalServerError):
-        return LLMError("The language model had a server error.", status=status, retryable=True)
     detail = error.api_message or error.type or ""
-    if status == 200:  # an `event: error` in the middle of the stream
+    stream_error = not isinstance(error, (anthropic.AuthenticationError, anthropic.RateLimitError,
+                                          anthropic.InternalServerError))
+    if status == 200 and stream_error:  # an `event: error` in the middle of the stream
         return LLMError(sentence(f"The language model stopped with an error: {detail or 'unknown'}"),
                         status=status, retryable=error.type in RETRYABLE_STREAM_ERRORS)
-    if isinstance(error, anthropic.BadRequestError):
-        return LLMError(sentence(f"The language model rejected the request: {detail}" if detail
-                                  else "The language model rejected the request"), status=status)
-    return LLMError(f"The language model returned an error (HTTP {status}).", status=status)
+    return describe_status_failure(error, anthropic, detail)
 
 
-class AnthropicLLM:
+class AnthropicLLM(RetryingLLM):
     """LLM port implementation. Retries a 429/5xx/timeout/connection failure at most
     `max_retries_handled_here` times, only before any text or tool call was yielded, and only while the
     whole attempt fits in `total_budget_s`. The SDK's own retries are off (max_retries=0). `complete` (work
@@ -143,48 +131,23 @@ class AnthropicLLM:
     def __init__(self, api_key: str, base_url: str | None = None, *, timeout_s: float = 10.0,
                  connect_timeout_s: float = 3.0, total_budget_s: float = 15.0, max_retries_handled_here: int = 1,
                  retry_delay_s: float = 0.5, complete_timeout_s: float = 60.0) -> None:
-        self._timeout_s = timeout_s
-        self._complete_timeout_s = complete_timeout_s
-        self._connect_timeout_s = connect_timeout_s
-        self._policy = RetryPolicy(total_budget_s, max_retries_handled_here, retry_delay_s)
-        self._complete_policy = RetryPolicy(complete_timeout_s * (max_retries_handled_here + 1),
-                                            max_retries_handled_here, retry_delay_s)
+        self._calls = RetryingCalls(
+            failures=(anthropic.APIError, httpx2.TransportError), describe=_describe, timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s, total_budget_s=total_budget_s,
+            max_retries=max_retries_handled_here, retry_delay_s=retry_delay_s, complete_timeout_s=complete_timeout_s)
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0,
-            timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=self._calls.client_timeout,
             http_client=anthropic.DefaultAsyncHttpxClient(verify=CLIENT_CONTEXT),  # no TLS context of its own
         )
 
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        return retrying_stream(lambda deadline: self._attempt(request, deadline),
-                               failures=(anthropic.APIError, httpx2.TransportError), describe=_describe,
-                               policy=self._policy)
-
-    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
-                       max_tokens: int) -> Completion:
-        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
-                             max_tokens=max_tokens)
-        return await retrying_call(lambda deadline: self._complete_once(request, deadline),
-                                   failures=(anthropic.APIError, httpx2.TransportError), describe=_describe,
-                                   policy=self._complete_policy)
-
-    async def _complete_once(self, request: LLMRequest, deadline: float) -> Completion:
-        remaining = max(deadline - time.monotonic(), 0.1)
-        reply = await self._client.messages.create(
-            **anthropic_format.request_params(request),
-            timeout=httpx2.Timeout(min(self._complete_timeout_s, remaining),
-                                   connect=min(self._connect_timeout_s, remaining)))
+    async def _complete_once(self, request: LLMRequest, timeout: httpx2.Timeout) -> Completion:
+        reply = await self._client.messages.create(**anthropic_format.request_params(request), timeout=timeout)
         usage: Usage = {}
         _usage_dict(reply.usage, usage)
         text = "".join(block.text for block in reply.content if block.type == "text")
         return Completion(text, reply.stop_reason or END_TURN, usage)
 
-    async def _attempt(self, request: LLMRequest, deadline: float) -> AsyncIterator[LLMEvent]:
-        remaining = max(deadline - time.monotonic(), 0.1)
-        timeout = httpx2.Timeout(min(self._timeout_s, remaining), connect=min(self._connect_timeout_s, remaining))
+    async def _attempt(self, request: LLMRequest, timeout: httpx2.Timeout) -> AsyncIterator[LLMEvent]:
         stream = await self._client.messages.create(**anthropic_format.request_params(request), stream=True,
                                                     timeout=timeout)
         blocks: dict[int, _Block] = {}

@@ -13,17 +13,21 @@ turn at once when the socket goes.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import uuid
 from typing import Any, AsyncIterator
 
-import cartesia.resources  # noqa: F401  (the client imports its resources on first use: ~100 ms of a first call)
-import httpcore  # noqa: F401  (the same, for httpx's transport)
 import httpx
 from cartesia import AsyncCartesia
 
 from voicebots.voice.audio import MULAW_8K, AudioFormat
 from voicebots.voice.ports import SegmentDone, SpeechAudio, SpeechEvent, TextToSpeechError, WordTimes
+
+# Imported at start-up, not in a first call: the client imports its resources on first use (~100 ms of a
+# first call), and httpx its transport.
+for _module in ("cartesia.resources", "httpcore"):
+    importlib.import_module(_module)
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator
 
 import httpx2
 import openai
@@ -24,7 +23,6 @@ from voicebots.conversation.ports import (
     LLMRequest,
     Message,
     MessageDone,
-    SystemPrompt,
     TextDelta,
     ThinkingDelta,
     ToolCall,
@@ -33,7 +31,14 @@ from voicebots.conversation.ports import (
 from voicebots.core.tls import CLIENT_CONTEXT
 
 from . import openai_format
-from .llm_retries import RetryPolicy, retrying_call, retrying_stream, sentence
+from .llm_retries import (
+    RetryingCalls,
+    RetryingLLM,
+    describe_status_failure,
+    describe_transport_failure,
+    rejected,
+    sentence,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +80,8 @@ class _PendingCall:
 
 def _describe(error: Exception) -> LLMError:
     """One sentence a caller can show or speak, with whether retrying may help."""
-    if isinstance(error, (openai.APITimeoutError, httpx2.TimeoutException)):
-        return LLMError("The language model did not answer in time.", retryable=True)
-    if isinstance(error, httpx2.TransportError):
-        return LLMError("The connection to the language model was lost.", retryable=True)
-    if isinstance(error, openai.APIConnectionError):
-        return LLMError("The language model could not be reached.", retryable=True)
+    if (failure := describe_transport_failure(error, openai)) is not None:
+        return failure
     if not isinstance(error, openai.APIError):
         return LLMError("The language model sent a reply that could not be read.")
     detail = str(error.body.get("message") or "") if isinstance(error.body, dict) else ""
@@ -89,63 +90,34 @@ def _describe(error: Exception) -> LLMError:
         return LLMError(sentence(f"The language model stopped with an error: {detail or 'unknown'}"),
                         retryable=kind in RETRYABLE_STREAM_ERRORS)
     status = error.status_code
-    if isinstance(error, openai.AuthenticationError):
-        return LLMError("The language model rejected the API key.", status=status)
-    if isinstance(error, openai.RateLimitError):
-        return LLMError("The language model is rate limited right now.", status=status, retryable=True)
-    if isinstance(error, openai.InternalServerError):
-        return LLMError("The language model had a server error.", status=status, retryable=True)
     if isinstance(error, openai.NotFoundError):
         return LLMError(sentence(f"The language model was not found: {detail}" if detail
                                  else "The language model was not found"), status=status)
-    if isinstance(error, (openai.BadRequestError, openai.UnprocessableEntityError)):
-        return LLMError(sentence(f"The language model rejected the request: {detail}" if detail
-                                 else "The language model rejected the request"), status=status)
-    return LLMError(f"The language model returned an error (HTTP {status}).", status=status)
+    if isinstance(error, openai.UnprocessableEntityError):
+        return rejected(detail, status)
+    return describe_status_failure(error, openai, detail)
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(RetryingLLM):
     """LLM port implementation over any OpenAI-compatible endpoint; retries as `llm_retries` says (the SDK's
     own retries are off). `complete` waits up to `complete_timeout_s` an attempt, retried the same way."""
 
     def __init__(self, api_key: str, base_url: str, *, timeout_s: float = 10.0, connect_timeout_s: float = 3.0,
                  total_budget_s: float = 15.0, max_retries_handled_here: int = 1, retry_delay_s: float = 0.5,
                  complete_timeout_s: float = 60.0) -> None:
-        self._timeout_s = timeout_s
-        self._connect_timeout_s = connect_timeout_s
-        self._complete_timeout_s = complete_timeout_s
-        self._policy = RetryPolicy(total_budget_s, max_retries_handled_here, retry_delay_s)
-        self._complete_policy = RetryPolicy(complete_timeout_s * (max_retries_handled_here + 1),
-                                            max_retries_handled_here, retry_delay_s)
+        self._calls = RetryingCalls(
+            failures=(openai.APIError, httpx2.TransportError), describe=_describe, timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s, total_budget_s=total_budget_s,
+            max_retries=max_retries_handled_here, retry_delay_s=retry_delay_s, complete_timeout_s=complete_timeout_s)
         self._max_tokens_key = openai_format.max_tokens_field(base_url)
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0,
-            timeout=httpx2.Timeout(timeout_s, connect=connect_timeout_s),
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=self._calls.client_timeout,
             http_client=openai.DefaultAsyncHttpxClient(verify=CLIENT_CONTEXT),
         )
 
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
-        return retrying_stream(lambda deadline: self._attempt(request, deadline),
-                               failures=(openai.APIError, httpx2.TransportError), describe=_describe,
-                               policy=self._policy)
-
-    async def complete(self, *, model: str, system: str, messages: Sequence[Message],
-                       max_tokens: int) -> Completion:
-        request = LLMRequest(model=model, system=SystemPrompt(system), messages=messages, tools=(),
-                             max_tokens=max_tokens)
-        return await retrying_call(lambda deadline: self._complete_once(request, deadline),
-                                   failures=(openai.APIError, httpx2.TransportError), describe=_describe,
-                                   policy=self._complete_policy)
-
-    async def _complete_once(self, request: LLMRequest, deadline: float) -> Completion:
-        remaining = max(deadline - time.monotonic(), 0.1)
+    async def _complete_once(self, request: LLMRequest, timeout: httpx2.Timeout) -> Completion:
         reply = await self._client.chat.completions.create(
-            **openai_format.request_params(request, max_tokens_key=self._max_tokens_key),
-            timeout=httpx2.Timeout(min(self._complete_timeout_s, remaining),
-                                   connect=min(self._connect_timeout_s, remaining)))
+            **openai_format.request_params(request, max_tokens_key=self._max_tokens_key), timeout=timeout)
         if not reply.choices:
             raise LLMError("The language model sent an empty reply.")
         choice = reply.choices[0]
@@ -153,9 +125,7 @@ class OpenAICompatibleLLM:
                                          refused=bool(choice.message.refusal))
         return Completion(choice.message.content or "", stop, openai_format.usage(reply.usage))
 
-    async def _attempt(self, request: LLMRequest, deadline: float) -> AsyncIterator[LLMEvent]:
-        remaining = max(deadline - time.monotonic(), 0.1)
-        timeout = httpx2.Timeout(min(self._timeout_s, remaining), connect=min(self._connect_timeout_s, remaining))
+    async def _attempt(self, request: LLMRequest, timeout: httpx2.Timeout) -> AsyncIterator[LLMEvent]:
         stream = await self._client.chat.completions.create(
             **openai_format.request_params(request, max_tokens_key=self._max_tokens_key),
             stream=True, stream_options={"include_usage": True}, timeout=timeout)

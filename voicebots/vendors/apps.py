@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,4 @@ class VendorsConfig(AppConfig):
     verbose_name = "Vendors"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the start-up check of the vendor settings)
+        import_module(f"{self.name}.checks")  # registers the start-up check of the vendor settings
