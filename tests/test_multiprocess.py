@@ -368,7 +368,7 @@ def test_a_call_on_web_a_is_transferred_through_web_b_warm(deployment, account):
     assert url.startswith(deployment.url["b"] + "/plivo/transfer/")  # the redirect is served by web B
     assert ElementTree.fromstring(xml).find("Dial/Number").text == "14155550123"
     assert ElementTree.fromstring(fake_call.announcements[0]).find("Speak").text == \
-        "Ada wants to move her cleaning to Friday."
+        "Ada wants to move her cleaning to Friday. Press 1 to take the call."
     assert deployment.plivo.callback_errors == []
     caller.simulator.max_duration_s = 0  # the caller's stream stops, as Plivo's does after a transfer
     caller.wait()
