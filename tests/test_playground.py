@@ -116,6 +116,10 @@ async def test_playground_refuses_strangers_and_other_accounts(member, their_bot
                                       headers=[cookie, (b"origin", b"https://evil.example")])
     connected, _ = await elsewhere.connect()
     assert not connected  # another site's page cannot use the member's session
+    # A refused socket's consumer still runs until the client goes: end each here, not at the loop's teardown
+    # (where a channel layer's receive may ignore the cancellation and hang the run).
+    for refused in (communicator, anonymous, elsewhere):
+        await refused.disconnect()
 
 
 async def test_playground_reports_a_missing_key(member, plain_bot, settings):
