@@ -271,6 +271,7 @@ async def test_a_page_of_another_site_cannot_open_a_call(member, bot):
     communicator = socket_for(member, bot["id"], origin=b"https://evil.example")
     connected, _ = await communicator.connect()
     assert not connected
+    await communicator.disconnect()  # its consumer ends now, not at the event loop's teardown
     assert await Call.objects.acount() == 0
 
 

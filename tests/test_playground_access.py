@@ -91,6 +91,7 @@ class TestPlaygroundSocket:
         socket = await self._connect(client, "staffer", theirs["id"])
         connected, code = await socket.connect()
         assert not connected and code == 4404
+        await socket.disconnect()  # its consumer ends now, not at the event loop's teardown
 
 
 def test_create_account_adds_the_named_users_as_members(db, capsys):

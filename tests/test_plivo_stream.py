@@ -59,6 +59,7 @@ async def test_a_wrong_or_missing_token_is_refused_before_any_work(api, bot):
         communicator = WebsocketCommunicator(application, path)
         connected, code = await communicator.connect()
         assert not connected and code == 4403
+        await communicator.disconnect()  # its consumer ends now, not at the event loop's teardown
     assert await Call.objects.acount() == 0
 
 
@@ -131,6 +132,7 @@ async def test_a_second_stream_for_an_ended_call_is_refused(answered, settings):
     second = WebsocketCommunicator(application, path)
     connected, code = await second.connect()
     assert not connected and code == 4403
+    await second.disconnect()
 
 
 async def test_a_stream_for_another_calls_token_is_refused(answered, settings):
