@@ -42,7 +42,7 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.voice import clock
-from voicebots.voice import CallSession, SessionOptions
+from voicebots.voice import CallSession, SessionOptions, TurnRecord
 from voicebots.telephony.transfer import transfer_url
 from voicebots.voice.activity import VoiceActivity
 from voicebots.voice.barge_in import InterruptionRules
@@ -133,9 +133,9 @@ class Call:
 @asynccontextmanager
 async def running_call(llm: Any, transcripts: list[str], *, destination: str = "", transfer_ok: bool = True,
                        activity: Any = None, keys: bool = False, interim_every_ms: int = 100,
-                       **options: Any) -> AsyncIterator[Call]:
+                       recorder: Recorder | None = None, **options: Any) -> AsyncIterator[Call]:
     async with FakeDeepgram(transcripts, interim_every_ms=interim_every_ms) as deepgram, FakeCartesia(ms_per_char=MS_PER_CHAR) as cartesia:
-        transport, recorder, webhooks = PhoneLeg(transfer_ok), Recorder(), Webhooks()
+        transport, recorder, webhooks = PhoneLeg(transfer_ok), recorder or Recorder(), Webhooks()
         control = CallControl(webhooks, transfer_destination=destination,
                               send_dtmf=transport.send_dtmf if keys else None)
         session = CallSession(
@@ -184,6 +184,25 @@ async def test_end_call_without_words_says_the_default_goodbye():
         await wait_until(lambda: call.transport.hung_up, timeout=8)
         await wait_until(lambda: call.recorder.turns, timeout=2)
         assert call.recorder.turns[0].bot_text == "Goodbye from the desk."
+
+
+class SlowRecorder(Recorder):
+    """Keeps each turn record the way a database does: it takes a while."""
+
+    async def on_turn(self, record: TurnRecord) -> None:
+        await asyncio.sleep(0.2)
+        await super().on_turn(record)
+
+
+async def test_the_goodbye_is_recorded_even_when_the_hang_up_stops_the_call_at_once():
+    # A phone leg stops the session as soon as its socket closes: the goodbye's record, still being written,
+    # must not be cancelled with the rest of the call.
+    llm = ToolScriptedLLM(Step([], tool="end_call"), Step([]))
+    async with running_call(llm, ["Bye."], recorder=SlowRecorder(), goodbye_text="Goodbye from the desk.") as call:
+        await call.caller.say(400)
+        await wait_until(lambda: call.transport.hung_up, timeout=8)
+        await call.session.stop()
+        assert [turn.bot_text for turn in call.recorder.turns] == ["Goodbye from the desk."]
 
 
 async def test_transfer_call_speaks_a_line_then_transfers_to_the_bot_destination():

@@ -279,8 +279,9 @@ def test_a_call_on_web_a_is_spoken_to_and_ended_through_web_b(deployment, accoun
     assert ended.status_code == 202, ended.text
     result = caller.wait()
     assert result.closed_by_server
+    wait_until(lambda: call_of(call_uuid).has_ended, what="the call's record to be final")  # after the close
     call.refresh_from_db()
-    assert call.has_ended and call.end_reason == "Ended through live control."
+    assert call.end_reason == "Ended through live control."
     assert bot_lines(call) == ["Hello, Smile Dental!", "Your table is ready.", "Goodbye from the desk."]
     kinds = set(call.events.values_list("kind", flat=True))
     assert {"live_say", "live_end"} <= kinds
@@ -317,7 +318,7 @@ def test_the_admin_page_of_a_live_call_on_web_a_has_buttons_that_reach_it_throug
     page.reload()
     page.wait_for_selector("#content")
     assert page.locator("section.live-controls").count() == 0  # an ended call has no buttons
-    call.refresh_from_db()
+    wait_until(lambda: call_of(call_uuid).has_ended, what="the call's record to be final")
     assert bot_lines(call)[-2:] == ["Your table is ready.", "Goodbye from the desk."]
     assert errors == []
 

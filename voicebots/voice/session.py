@@ -130,6 +130,9 @@ class CallSession:
         self._stopped = False
         self._closing = False  # the bot is saying its last words: the caller can no longer interrupt them
         self._vad_recheck: asyncio.Task[None] | None = None
+        # Turn records being written: outside the call's task group, so that a hang-up (which cancels the group)
+        # cannot cut a write short; stop() waits for them before the call's record is finalized.
+        self._record_writes: set[asyncio.Task[None]] = set()
 
     # --- What the transport calls -------------------------------------------------------------------
 
@@ -173,6 +176,7 @@ class CallSession:
         if turn is not None and not turn.recorded:  # the call ended during this turn: it was cut short
             turn.interrupted = True
             await self._write_record(turn)
+        await asyncio.gather(*self._record_writes)
 
     # --- Live control: what an operator asks of the call from outside -------------------------------
 
@@ -627,7 +631,9 @@ class CallSession:
 
     def _record_if_heard(self, turn: BotTurn) -> None:
         if turn.sending_done and not turn.recorded and not self._playout.is_playing(turn.index):
-            self._spawn(self._write_record(turn))
+            writing = asyncio.create_task(self._guarded(self._write_record(turn)))
+            self._record_writes.add(writing)
+            writing.add_done_callback(self._record_writes.discard)
 
     async def _write_record(self, turn: BotTurn) -> None:
         if turn.recorded:
