@@ -1,9 +1,9 @@
 """How `make test` (`pytest -n 2`) shares the tests between its pytest-xdist workers.
 
-Each test is a unit of its own, handed to whichever worker runs short of work, except the modules below: their
-tests share a module-scoped server, so one worker takes the whole module. (xdist's own `--dist loadgroup` would do
-this with `xdist_group` marks, but the pytest-xdist version pinned renames the tests in a way the pinned pytest
-ignores.)
+Each test is a unit of its own, handed to whichever worker runs short of work, except in a module with a
+module-scoped fixture: its tests share what the fixture started, so one worker takes the whole module. (xdist's
+own `--dist loadgroup` would do this with `xdist_group` marks, but the pytest-xdist version pinned renames the
+tests in a way the pinned pytest ignores.)
 
 The slowest tests go first, so that the run does not end with one worker on a 30-second test while the others
 wait: every run records how long each test took in `.dev/test-durations.json`, and the next one orders by it
@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
 
-# Modules whose tests share a server started once per module (a web server in a process of its own). Split
-# between workers, such a module's fixture is started again each time a worker comes back to it
-# (test_multiprocess's deployment of two web processes and two workers: ~10 s each time).
-ONE_WORKER_MODULES = frozenset({
-    "tests/test_voice_page.py",
-    "tests/test_call_simulators.py",
-    "tests/test_multiprocess.py",
-})
+TESTS = Path(__file__).resolve().parent
+MODULE_FIXTURE = re.compile(r"""@pytest\.fixture\([^)]*scope=["']module["']""")
+
+
+def modules_with_a_module_fixture(directory: Path = TESTS) -> frozenset[str]:
+    """Modules whose tests share something started once per module (a web server in a process of its own, a
+    model). Split between workers, such a module's fixture is started again by each worker that comes to it
+    (test_multiprocess's deployment of two web processes and two workers: ~10 s each time)."""
+    return frozenset(f"tests/{path.name}" for path in directory.glob("test_*.py")
+                     if MODULE_FIXTURE.search(path.read_text()))
+
+
+ONE_WORKER_MODULES = modules_with_a_module_fixture()
 
 
 class SuiteScheduling(LoadScopeScheduling):

@@ -45,6 +45,14 @@ def test_modules_sharing_a_server_are_one_unit_and_other_tests_one_each():
     assert split(None, "tests/test_smoke.py::test_health") == "tests/test_smoke.py::test_health"
 
 
+def test_a_module_with_a_module_scoped_fixture_goes_to_one_worker(tmp_path):
+    (tmp_path / "test_server.py").write_text('@pytest.fixture(scope="module")\ndef server():\n    ...\n')
+    (tmp_path / "test_plain.py").write_text('@pytest.fixture\ndef client():\n    ...\n')
+    (tmp_path / "test_model.py").write_text("@pytest.fixture(autouse=True, scope='module')\ndef model():\n    ...\n")
+    assert scheduling.modules_with_a_module_fixture(tmp_path) == {"tests/test_server.py", "tests/test_model.py"}
+    assert "tests/test_http_limits.py" in scheduling.ONE_WORKER_MODULES  # its Daphne server: ~5 s to start
+
+
 def test_a_module_on_one_worker_goes_by_its_whole_time_and_keeps_its_written_order(record):
     shared = "tests/test_multiprocess.py"
     assert shared in scheduling.ONE_WORKER_MODULES
