@@ -84,21 +84,22 @@ def wait_for(url: str, deadline_s: float) -> httpx.Response:
 
 
 def test_run_serves_everything_then_stops_every_server(tmp_path):
-    """A first run (which creates the embedded servers' data and prints the credentials) stopped by SIGTERM, then
-    a second run on the same data (no credentials printed again) stopped by Ctrl-C (SIGINT)."""
+    """A first run (which creates the embedded servers' data and prints the credentials) with two web processes
+    stopped by SIGTERM, then a second run on the same data (no credentials printed again) with one, stopped by
+    Ctrl-C (SIGINT)."""
     dev_dir = tmp_path / "dev"
-    first_banner = run_then_stop(dev_dir, signal.SIGTERM)
+    first_banner = run_then_stop(dev_dir, signal.SIGTERM, web_processes=2)
     assert "auth_token" in first_banner  # the first run prints the credentials once
-    second_banner = run_then_stop(dev_dir, signal.SIGINT)
+    second_banner = run_then_stop(dev_dir, signal.SIGINT, web_processes=1)
     assert "auth_token" not in second_banner
 
 
-def run_then_stop(dev_dir: Path, stop_signal: int) -> str:
+def run_then_stop(dev_dir: Path, stop_signal: int, web_processes: int) -> str:
     """Start the run command, check everything serves, stop it with `stop_signal`, check nothing is left;
     what it printed up to its database line."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port), WEB_PROCESSES="2")
+    env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port), WEB_PROCESSES=str(web_processes))
     runner = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -119,7 +120,7 @@ def run_then_stop(dev_dir: Path, stop_signal: int) -> str:
             if any(b"worker" in c for c in commands) and any(b"beat" in c for c in commands):
                 break
             time.sleep(0.3)
-        assert sum(b"config.web_process" in c for c in commands) == 2, "two web processes share the port"
+        assert sum(b"config.web_process" in c for c in commands) == web_processes, "web processes share the port"
         assert any(b"celery" in c and b"worker" in c for c in commands)
         assert any(b"celery" in c and b"beat" in c for c in commands)
         assert redis_answers(redis_socket), "the embedded Redis should be running"

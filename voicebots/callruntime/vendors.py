@@ -5,8 +5,6 @@ from voicebots.vendors import registry
 from voicebots.vendors.registry import LLM, STT, TTS, ProviderUnavailable, UnknownProvider
 from voicebots.voice.audio import AudioFormat
 
-registry.load_adapters()  # with the call runtime, at start-up
-
 
 def problems(bot) -> list[str]:
     """Why a live call with this bot cannot run on this server (missing keys, unknown providers); empty if

@@ -18,7 +18,6 @@ from voicebots.vendors import registry
 from voicebots.vendors.registry import ProviderUnavailable
 
 RETRIEVAL_TOP_K = 4
-registry.load_adapters()  # with the chat views and consumers, at start-up
 
 
 __all__ = ["BotRuntime", "KnowledgeRetriever", "ProviderUnavailable", "language_model", "load_bot_runtime"]

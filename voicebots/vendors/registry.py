@@ -85,8 +85,9 @@ class Provider:
 
 
 # --- Builders ----------------------------------------------------------------------------------------------
-# Adapters are imported by their builders, so that validating a bot loads no SDK; chats and calls import them
-# all when they load (`load_adapters`), so that no call's first second is spent importing one.
+# Adapters are imported by their builders, so that validating a bot (or running a command) loads no SDK; a web
+# process imports them all as it starts (`load_adapters`, from config/asgi.py), so that no chat's or call's
+# first second is spent importing one.
 
 ADAPTER_MODULES = ("voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
                    "voicebots.providers.deepgram_stt", "voicebots.providers.deepgram_tts",
