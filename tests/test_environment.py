@@ -122,3 +122,14 @@ def test_the_example_environment_passes_the_check():
             values[name.strip()] = value
     assert "DEEPGRAM_BASE_URL" in values and "MAX_CALLS_PER_PROCESS" in values
     assert environment.problems(values) == []
+
+
+def test_each_test_worker_keeps_its_redis_data_in_a_database_of_its_own():
+    from config.settings import redis_url_for_test_worker as for_worker
+
+    assert for_worker("unix:///srv/.dev/redis.socket", "gw0") == "unix:///srv/.dev/redis.socket?db=1"
+    assert for_worker("unix:///srv/.dev/redis.socket", "gw3") == "unix:///srv/.dev/redis.socket?db=4"
+    assert for_worker("redis://cache:6379", "gw1") == "redis://cache:6379/2"
+    # A process a test starts is given its worker's URL, which names a database already.
+    assert for_worker("unix:///srv/.dev/redis.socket?db=4", "gw0") == "unix:///srv/.dev/redis.socket?db=4"
+    assert for_worker("redis://cache:6379/7", "gw1") == "redis://cache:6379/7"

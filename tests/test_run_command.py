@@ -98,7 +98,8 @@ def run_then_stop(dev_dir: Path, stop_signal: int, web_processes: int) -> str:
     """Start the run command, check everything serves, stop it with `stop_signal`, check nothing is left;
     what it printed up to its database line."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    # As a user runs it: on servers of its own, and not as a test worker (which takes a Redis database of its own).
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_XDIST_WORKER")}
     env.update(VOICEBOTS_DEV_DIR=str(dev_dir), PORT=str(port), WEB_PROCESSES=str(web_processes))
     runner = subprocess.Popen([sys.executable, "manage.py", "run"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
