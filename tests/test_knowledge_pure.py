@@ -147,10 +147,10 @@ def test_docx_expanding_past_the_size_limit_is_refused_quickly():
     data = _zip({"word/document.xml": _DOCUMENT_XML}, zeros=("word/media/zeros.bin", 300))
     assert len(data) < 2 * 1024 * 1024
 
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: nothing was inflated, whatever the machine's load
     with pytest.raises(ExtractionError, match="expands to more than 200 MB"):
         extract(data, filetypes.DOCX)
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 def test_docx_with_an_extreme_compression_ratio_is_refused():
@@ -362,9 +362,10 @@ def test_a_thousand_pages_chunk_in_well_under_a_second():
     page = "\n\n".join(_paragraph(f"pg{p}", 5, 12) for p in range(8))  # ~480 words
     sections = [Section(page, ("Book", f"Chapter {n // 50}"), n) for n in range(1, 1001)]
 
-    started = time.perf_counter()
+    # This thread's CPU time: what chunking costs, not how busy the machine is (the suite runs four workers).
+    started = time.thread_time()
     chunks = chunk_sections(sections, count_tokens=_words)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
 
     assert len(chunks) >= 3000
     assert elapsed < 0.75, elapsed
