@@ -15,19 +15,16 @@ from config.routing import websocket_urlpatterns  # noqa: E402
 from voicebots.providers.silero_vad import shared_detector  # noqa: E402
 from voicebots.vendors.registry import load_adapters  # noqa: E402
 
+# The vendors' SDKs load before the process serves (not in commands, which never need them), so that no chat's
+# or call's first second is spent importing one.
+load_adapters()
 
-def _warm_up() -> None:
-    shared_detector()
-    load_adapters()
-
-
-# The voice detector's model and the vendors' SDKs load now, in the background (the process answers meanwhile),
-# rather than during the first call's or chat's start.
-_warmer = threading.Thread(target=_warm_up, name="warm-up", daemon=True)
-_warmer.start()
+# The voice detector's model loads now, in the background, rather than during the first call's start.
+_vad_loader = threading.Thread(target=shared_detector, name="silero-vad-load", daemon=True)
+_vad_loader.start()
 # A process that exits while onnxruntime is still loading the model in that thread is aborted by the C++
 # runtime ("terminate called without an active exception"): a stop right after the start waits for it.
-atexit.register(_warmer.join, 10)
+atexit.register(_vad_loader.join, 10)
 
 # Daphne answers oversized URLs and headers with 414/431 instead of dropping the connection.
 http_limits.install()

@@ -86,7 +86,7 @@ class Provider:
 
 # --- Builders ----------------------------------------------------------------------------------------------
 # Adapters are imported by their builders, so that validating a bot (or running a command) loads no SDK; a web
-# process imports them all as it starts (`load_adapters`, from config/asgi.py), so that no chat's or call's
+# process imports them all before it serves (`load_adapters`, from config/asgi.py), so that no chat's or call's
 # first second is spent importing one.
 
 ADAPTER_MODULES = ("voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
