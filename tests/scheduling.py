@@ -1,4 +1,4 @@
-"""How `make test` (`pytest -n 2`) shares the tests between its pytest-xdist workers.
+"""How `make test` (`pytest -n 4`) shares the tests between its pytest-xdist workers.
 
 Each test is a unit of its own, handed to whichever worker runs short of work, except in a module with a
 module-scoped fixture: its tests share what the fixture started, so one worker takes the whole module. (xdist's
