@@ -11,7 +11,7 @@ run: $(VENV)/.installed
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
 # out). Most of a test's time is waiting on sockets, servers and subprocesses, so four workers keep two cores
-# busy (measured on 2 cores: 2 workers 188 s, 3 workers 138 s, 4 workers 117 s).
+# busy (measured on 2 cores: 2 workers 188 s, 3 workers 138-161 s, 4 workers 117-142 s).
 TEST_WORKERS ?= 4
 
 # PYTHONDONTWRITEBYTECODE is cleared so that pytest keeps its rewritten test modules in __pycache__ (ignored by
