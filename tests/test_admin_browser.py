@@ -1,5 +1,6 @@
 """The admin's forms in a real browser (Chromium through Playwright): widgets work and the console stays clean."""
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests import browser as browsers
 from voicebots.accounts.services import create_member
@@ -25,6 +26,15 @@ def signed_in(page, live_server, api):
     return page
 
 
+def wait_until_saved(page, url: str) -> None:
+    """Wait for the admin's redirect after a save; when it does not come, say what the page shows instead."""
+    try:
+        page.wait_for_url(url)
+    except PlaywrightTimeoutError:
+        errors = page.locator(".errorlist, .errornote").all_text_contents()
+        raise AssertionError(f"not saved: still on {page.url}, showing errors {errors}") from None
+
+
 def test_function_parameters_are_added_as_rows_in_the_browser(signed_in, live_server, api):
     page = signed_in
     page.goto(f"{live_server.url}/admin/functions/function/add/")
@@ -36,7 +46,7 @@ def test_function_parameters_are_added_as_rows_in_the_browser(signed_in, live_se
     page.fill("[name=fixed_parameters-0-name]", "clinic_id")
     page.fill("[name=fixed_parameters-0-value]", "42")
     page.click("input[name=_save]")
-    page.wait_for_url(f"{live_server.url}/admin/functions/function/")
+    wait_until_saved(page, f"{live_server.url}/admin/functions/function/")
     function = Function.objects.get()
     assert function.user_parameters == [{"name": "date", "type": "string", "description": "", "required": True}]
     assert function.fixed_parameters == [{"name": "clinic_id", "value": 42}]
@@ -55,7 +65,7 @@ def test_bot_settings_offer_the_apis_choices_in_the_browser(signed_in, live_serv
     assert "Unknown Deepgram Aura voice" in page.text_content(".errorlist")
     page.fill("#id_tts_voice", "asteria")
     page.click("input[name=_save]")
-    page.wait_for_url(f"{live_server.url}/admin/bots/voicebot/")
+    wait_until_saved(page, f"{live_server.url}/admin/bots/voicebot/")
     assert "Front desk" in page.content()
     assert page.console_errors == []
 
@@ -74,7 +84,7 @@ def test_calling_windows_are_typed_per_weekday_in_the_browser(signed_in, live_se
     page.fill("[name=calling_windows_mon]", "09:00-12:00, 14:00-17:00")
     page.fill("[name=calling_windows_fri]", "10:00-16:00")
     page.click("input[name=_save]")
-    page.wait_for_url(f"{live_server.url}/admin/campaigns/campaign/")
+    wait_until_saved(page, f"{live_server.url}/admin/campaigns/campaign/")
     assert Campaign.objects.get().calling_windows == {"mon": [["09:00", "12:00"], ["14:00", "17:00"]],
                                                       "fri": [["10:00", "16:00"]]}
     assert page.console_errors == []
