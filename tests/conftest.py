@@ -64,7 +64,9 @@ def _quick_password_hashing():
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     """Calls' database threads outlive the tests that used them, and under pytest-django their last
-    connections stay open; end them so the test database can be dropped."""
+    connections stay open; end them so the test database can be dropped. (PostgreSQL waits 5 s for other
+    sessions before it refuses to drop a database: a pool that replaces the connections ended here, as
+    psycopg_pool keeps its `min_size`, cost every worker those 5 s and left its database behind.)"""
     yield
     from django.db import connection
 
@@ -72,9 +74,14 @@ def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
 
     if not is_test_database(connection):
         return  # no test used the database: the connection is the development one's
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with django_db_blocker.unblock():
+        connection.close()
+        connection.close_pool()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        connection.close()
+        connection.close_pool()
 
 
 @pytest.fixture(autouse=True)

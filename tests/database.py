@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import psycopg
 from django.db import OperationalError, connections, transaction
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from django.test import TransactionTestCase
 
 KEPT = ("django_content_type", "auth_permission")  # post_migrate's rows, identical after a flush
@@ -75,8 +76,11 @@ def _fixture_teardown(self: TransactionTestCase) -> None:
 
 
 def is_test_database(connection) -> bool:
-    """Whether `connection` points at its test database (pytest-django creates it only when a test uses it)."""
-    return connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    """Whether `connection` points at its test database (pytest-django creates it only when a test uses it).
+    Once created, it is the connection's NAME: the TEST NAME pytest-django gives each xdist worker, or Django's
+    prefix and the development database's name."""
+    name = connection.settings_dict["NAME"]
+    return name == connection.settings_dict.get("TEST", {}).get("NAME") or name.startswith(TEST_DATABASE_PREFIX)
 
 
 def install() -> None:
