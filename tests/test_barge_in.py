@@ -29,7 +29,7 @@ from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.silero_vad import SileroActivity
 from voicebots.callruntime.records import recorded_audio
-from voicebots.voice import clock
+from voicebots.core import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.control import CallControl

@@ -41,7 +41,7 @@ from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.silero_vad import BatchDetector, SileroActivity
 from voicebots.providers.deepgram_stt import DeepgramSTT
-from voicebots.voice import clock
+from voicebots.core import clock
 from voicebots.voice import CallSession, SessionOptions, TurnRecord
 from voicebots.telephony.transfer import transfer_url
 from voicebots.voice.activity import VoiceActivity

@@ -24,7 +24,7 @@ from voicebots.conversation.history import text_of
 from voicebots.conversation.ports import ToolCall, ToolResult
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
-from voicebots.voice import clock
+from voicebots.core import clock
 from voicebots.voice import CallSession, SessionOptions
 from voicebots.voice.control import CallControl
 from voicebots.voice.options import DEFAULT_APOLOGY, DEFAULT_CANNOT_HEAR, DEFAULT_EMPTY_REPLY, DEFAULT_MODEL_WAIT

@@ -10,7 +10,7 @@ import pytest
 from tests.test_call_control import PhoneLeg, Step, ToolScriptedLLM, running_call
 from tests.test_voice_pipeline import LONG_REPLY, wait_until
 from voicebots.conversation.ports import Message, ToolCall
-from voicebots.voice import clock
+from voicebots.core import clock
 from voicebots.voice.operator import history_with_bot_line
 
 # The session's waits (silences, timeouts, playback) pass on a virtual clock: tests/virtual_time.py.

@@ -35,7 +35,7 @@ from voicebots.providers.anthropic_llm import AnthropicLLM
 from voicebots.providers.cartesia_tts import CartesiaTTS
 from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.deepgram_tts import DeepgramAuraTTS
-from voicebots.voice import clock
+from voicebots.core import clock
 from voicebots.voice import Announcement, BaseCallObserver, CallSession, SessionOptions, TurnRecord
 from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw, rms, silence
 from voicebots.voice.heard import history_after_greeting, history_after_reply

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from django.utils import timezone
 
 from voicebots.calls.models import Call, CallEvent, CallTurn
 from voicebots.chats.events import passage_dict, tool_call_dict
+from voicebots.core import clock
 from voicebots.voice.audio import MULAW_8K, AudioFormat, convert
 from voicebots.voice.ports import BaseCallObserver, TurnRecord
 
@@ -62,7 +62,7 @@ class CallRecorder(BaseCallObserver):
                 "tool_calls": [tool_call_dict(r.call, r.result) for r in record.tool_calls],
                 "passages": [passage_dict(passage) for passage in record.passages],
                 # The wall-clock moment of the timings' origin places the turn on the recording's clock.
-                "speech_ended_at": (timezone.now() - timedelta(seconds=time.monotonic() - record.origin)
+                "speech_ended_at": (timezone.now() - timedelta(seconds=clock.now() - record.origin)
                                     if record.origin is not None else None),
             },
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Protocol, Sequence
 
 from django.conf import settings
@@ -34,6 +33,7 @@ from voicebots.conversation.storage import history_to_json
 from voicebots.providers.silero_vad import SileroActivity, shared_detector
 from voicebots.recordings.live import NO_RECORDING, start_recording
 from voicebots.voice.announcement import Announcement
+from voicebots.core import clock
 from voicebots.voice.audio import AudioFormat
 from voicebots.voice.control import CallControl
 from voicebots.voice.options import DEFAULT_FILLER
@@ -279,7 +279,7 @@ class CallRuntime:
         self.ended = True
         if self.control is not None:
             await self.control.leave()
-        ended_at = time.monotonic()  # the recording ends here, not once the vendors' sockets are closed
+        ended_at = clock.now()  # the recording ends here, not once the vendors' sockets are closed
         handler, self.handler = self.handler, None
         if handler is not None:
             await handler.stop()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from contextlib import AsyncExitStack
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
@@ -27,6 +26,7 @@ from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 from websockets.exceptions import ConnectionClosed
 from websockets.legacy.client import connect as websocket_connect
 
+from voicebots.core import clock
 from voicebots.voice.audio import MULAW_8K, AudioFormat
 from voicebots.voice.ports import SpeechStarted, SpeechToTextError, SpeechToTextEvent, Transcript, UtteranceEnd
 
@@ -76,7 +76,7 @@ class DeepgramSTT:
                 raise SpeechToTextError(f"Deepgram rejected the API key (HTTP {error.status_code})") from error
             raise SpeechToTextError(f"Deepgram could not be reached: {error}") from error
         self._socket, self._messages, self._exit_stack = socket, protocol, stack
-        self._last_sent = time.monotonic()
+        self._last_sent = clock.now()
         self._keepalive = asyncio.create_task(self._keep_alive(socket), name="deepgram-keepalive")
 
     async def send_audio(self, audio: bytes) -> None:
@@ -93,7 +93,7 @@ class DeepgramSTT:
             await send(socket)
         except (ConnectionClosed, OSError) as error:
             raise SpeechToTextError(f"Deepgram connection lost: {error}") from error
-        self._last_sent = time.monotonic()
+        self._last_sent = clock.now()
 
     async def events(self) -> AsyncIterator[SpeechToTextEvent]:
         messages = self._messages
@@ -135,12 +135,12 @@ class DeepgramSTT:
     async def _keep_alive(self, socket: Any) -> None:
         while True:
             await asyncio.sleep(min(KEEPALIVE_CHECK_S, self._keepalive_s))
-            if time.monotonic() - self._last_sent >= self._keepalive_s:
+            if clock.now() - self._last_sent >= self._keepalive_s:
                 try:
                     await socket.send_keep_alive()
                 except (ConnectionClosed, OSError):
                     return  # the reader reports the loss
-                self._last_sent = time.monotonic()
+                self._last_sent = clock.now()
 
 
 def _query(params: dict[str, Any]) -> dict[str, Any]:

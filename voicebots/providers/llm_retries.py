@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
@@ -26,6 +25,7 @@ from voicebots.conversation.ports import (
     SystemPrompt,
     ThinkingDelta,
 )
+from voicebots.core import clock
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,7 +43,7 @@ async def retrying_stream(attempt: Callable[[float], AsyncIterator[LLMEvent]], *
                           policy: RetryPolicy) -> AsyncIterator[LLMEvent]:
     """The events of `attempt(deadline)`, retried per the policy. `failures` are the exceptions `describe`
     turns into an LLMError; the final one is raised as that LLMError."""
-    deadline = time.monotonic() + policy.total_budget_s
+    deadline = clock.now() + policy.total_budget_s
     retries = 0
     while True:
         started_answering = False
@@ -58,7 +58,7 @@ async def retrying_stream(attempt: Callable[[float], AsyncIterator[LLMEvent]], *
         except failures as exc:
             error = describe(exc)
             retry = (error.retryable and not started_answering and retries < policy.max_retries
-                     and time.monotonic() + policy.retry_delay_s < deadline)
+                     and clock.now() + policy.retry_delay_s < deadline)
             if not retry:
                 raise error from exc
             logger.info("Retrying the model request after: %s", error.message)
@@ -69,7 +69,7 @@ async def retrying_stream(attempt: Callable[[float], AsyncIterator[LLMEvent]], *
 async def retrying_call(call: Callable[[float], Awaitable[T]], *, failures: tuple[type[BaseException], ...],
                         describe: Callable[[Exception], LLMError], policy: RetryPolicy) -> T:
     """`await call(deadline)`, retried per the policy (a whole reply can always be asked for again)."""
-    deadline = time.monotonic() + policy.total_budget_s
+    deadline = clock.now() + policy.total_budget_s
     retries = 0
     while True:
         try:
@@ -77,7 +77,7 @@ async def retrying_call(call: Callable[[float], Awaitable[T]], *, failures: tupl
         except failures as exc:
             error = describe(exc)
             if not (error.retryable and retries < policy.max_retries
-                    and time.monotonic() + policy.retry_delay_s < deadline):
+                    and clock.now() + policy.retry_delay_s < deadline):
                 raise error from exc
             logger.info("Retrying the model request after: %s", error.message)
         retries += 1
@@ -116,7 +116,7 @@ class RetryingCalls:
                                    failures=self._failures, describe=self._describe, policy=self._complete_policy)
 
     def _timeout(self, limit_s: float, deadline: float) -> httpx2.Timeout:
-        remaining = max(deadline - time.monotonic(), 0.1)
+        remaining = max(deadline - clock.now(), 0.1)
         return httpx2.Timeout(min(limit_s, remaining), connect=min(self._connect_timeout_s, remaining))
 
 

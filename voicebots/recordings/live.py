@@ -5,7 +5,7 @@ and an async close.
     recording.caller_audio(audio)                     # each chunk of caller audio that arrives
     recording.bot_audio(frame)                        # each 20 ms frame handed to the carrier
     recording.cleared()                               # the carrier's playback buffer was cleared (barge-in)
-    await recording.close(at)                         # the call ended (at `at`, monotonic; default now)
+    await recording.close(at)                         # the call ended (at `at`, on the call's clock; default now)
 
 Nothing here can break the call: a recording that cannot start, write or be stored says so on the call's
 record and the call goes on.
@@ -60,7 +60,7 @@ class LiveRecording:
         self.stored: asyncio.Task | None = None  # the copy to a bucket, after the call
 
     async def close(self, at: float | None = None) -> None:
-        """The call ended (at `at`, a `time.monotonic()` moment; default now)."""
+        """The call ended (at `at`, a moment of the call's clock, voicebots/core/clock.py; default now)."""
         try:
             result = await self.recorder.close(at)
             recording = await in_call_database_thread(services.finished)(self.recording, result)

@@ -24,7 +24,6 @@ import asyncio
 import logging
 import os
 import threading
-import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from voicebots.core import clock as call_clock
 from voicebots.voice.audio import MULAW_8K, AudioFormat
 
 from . import wav
@@ -180,11 +180,12 @@ class StereoRecorder:
     """Records one call into the WAV file at `path` (created with its folders on the first write). Each side's
     audio comes in its transport's format (mu-law at 8 kHz on the phone).
 
-    Times are `clock()` seconds (monotonic by default); every method takes an explicit `at` for tests.
+    Times are `clock()` seconds (by default the call's clock, voicebots/core/clock.py); every method takes an
+    explicit `at` for tests.
     """
 
     def __init__(self, path: str | os.PathLike, *, caller_format: AudioFormat = MULAW_8K,
-                 bot_format: AudioFormat = MULAW_8K, clock: Callable[[], float] = time.monotonic,
+                 bot_format: AudioFormat = MULAW_8K, clock: Callable[[], float] = call_clock.now,
                  writer: ThreadPoolExecutor | None = None) -> None:
         self.path = Path(path)
         self._clock = clock

@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
-from . import clock
+from voicebots.core import clock
+
 from .playout import Playout
 
 logger = logging.getLogger(__name__)

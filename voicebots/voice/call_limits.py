@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-from . import clock
+from voicebots.core import clock
+
 from .ports import IncidentKind
 
 SILENCE_CHECK_S = 0.1

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Mapping
 
-from . import clock
+from voicebots.core import clock
+
 from .bot_turn import BotTurn
 from .playout import Playout
 from .ports import IncidentKind

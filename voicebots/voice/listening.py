@@ -14,7 +14,8 @@ import logging
 from collections import deque
 from typing import Awaitable, Callable
 
-from . import clock
+from voicebots.core import clock
+
 from .audio import AudioFormat
 from .ports import IncidentKind, SpeechToText, SpeechToTextError, SpeechToTextEvent, VoiceActivityDetector
 

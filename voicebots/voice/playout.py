@@ -18,8 +18,9 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Callable
 
+from voicebots.core.clock import now as clock_now
+
 from .audio import FRAME_MS, AudioFormat
-from .clock import now as clock_now
 from .ports import Transport
 from .words import WordSpan, estimated_words, first_unheard
 

@@ -26,8 +26,8 @@ from voicebots.conversation.ports import (
     ToolResult,
     TurnResult,
 )
+from voicebots.core import clock
 
-from . import clock
 from .bot_turn import BotTurn
 from .heard import history_with_tool_rounds
 from .ports import IncidentKind

@@ -28,8 +28,8 @@ from voicebots.conversation.config import BotConfig
 from voicebots.conversation.engine import ConversationEngine
 from voicebots.conversation.history import opening_history
 from voicebots.conversation.ports import Message
+from voicebots.core import clock
 
-from . import clock
 from .activity import VoiceActivity
 from .barge_in import BargeIn, InterruptionRules, Pause
 from .bot_turn import BotTurn

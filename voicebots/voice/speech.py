@@ -13,7 +13,8 @@ import logging
 import re
 from typing import Awaitable, Callable, Sequence
 
-from . import clock
+from voicebots.core import clock
+
 from .playout import Playout
 from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError, WordTimes
 from .timeline import Timeline

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from . import clock
+from voicebots.core import clock
 
 STAMPS = ("speech_ended", "transcript_final", "llm_request_sent", "first_token", "first_segment_sent",
           "first_tts_audio", "first_audio_sent", "last_audio_sent")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,6 +19,7 @@ from voicebots.callruntime.runtime import CallRuntime
 from voicebots.callruntime.sockets import CallSocketConsumer
 from voicebots.calls.browser import TooManyBrowserCalls, open_browser_call
 from voicebots.calls.services import record_event
+from voicebots.core import clock
 
 from . import voice_protocol as protocol
 from .access import bot_for_user
@@ -94,7 +94,7 @@ class BrowserCallConsumer(CallSocketConsumer):
         self.bot = await sync_to_async(bot_for_user)(user, self.scope["url_route"]["kwargs"]["bot_id"])
         if self.bot is None:
             return await self.finish(protocol.NO_SUCH_BOT, "There is no such bot in your accounts.")
-        self.opened_at = self.last_audio_at = time.monotonic()
+        self.opened_at = self.last_audio_at = clock.now()
         self.tasks.append(asyncio.create_task(self._watch()))
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -106,7 +106,7 @@ class BrowserCallConsumer(CallSocketConsumer):
             if isinstance(message, Audio):
                 if runtime is None:
                     raise ProtocolError(protocol.MALFORMED, "Audio before the start message.")
-                self.last_audio_at = time.monotonic()
+                self.last_audio_at = clock.now()
                 runtime.feed_audio(message.data)
             elif isinstance(message, Start):
                 if runtime is not None:
@@ -139,7 +139,7 @@ class BrowserCallConsumer(CallSocketConsumer):
         self.leg = leg = BrowserLeg(self)
         max_seconds = settings.BROWSER_CALL_MAX_SECONDS
         self.runtime = CallRuntime(leg, call, self.bot, channel=CHANNEL, max_duration_s=max_seconds, live=leg)
-        self.started_at = self.last_audio_at = time.monotonic()
+        self.started_at = self.last_audio_at = clock.now()
         leg.outbox.put_message(BrowserCallCodec.ready(self.call_id, max_seconds))
         self.tasks.append(asyncio.create_task(leg.outbox.pump()))
         await self.runtime.start()
@@ -149,7 +149,7 @@ class BrowserCallConsumer(CallSocketConsumer):
         idle_s, limit_s = settings.BROWSER_CALL_IDLE_SECONDS, settings.BROWSER_CALL_MAX_SECONDS + TIME_LIMIT_GRACE_S
         while not self.finished:
             await asyncio.sleep(WATCH_INTERVAL_S)
-            now = time.monotonic()
+            now = clock.now()
             if now - self.last_audio_at > idle_s:
                 what = "audio from the microphone" if self.runtime is not None else "start message"
                 return await self.finish(protocol.NO_AUDIO, f"No {what} for {idle_s} s.")
