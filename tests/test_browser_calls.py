@@ -20,7 +20,7 @@ from voicebots.accounts.services import create_member
 from voicebots.calls.models import Call
 from voicebots.web.voice_protocol import MAX_AUDIO_BYTES, BrowserCallCodec
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.virtual_time]
 
 FRAME = 640  # 20 ms at 16 kHz, 16-bit
 codec = BrowserCallCodec

@@ -24,7 +24,7 @@ from tests.test_plivo_stream import answer, start_frame
 from voicebots.calls.models import Call
 from voicebots.telephony.codec import CheckpointRequested, ClearRequested, DtmfRequested, PlayAudio, PlivoStreamCodec
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.virtual_time]
 
 FRAME = 160
 # Fixtures (other call tests take them from here too).

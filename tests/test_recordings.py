@@ -198,6 +198,9 @@ def test_a_recording_left_by_a_process_that_died_is_repaired_and_kept(api):
 # --- real calls ------------------------------------------------------------------------------------------
 
 pytest_db = pytest.mark.django_db(transaction=True)
+# The calls' seconds of audio pass on a virtual clock (tests/virtual_time.py): the recording's length and the
+# moment the bot was cut are measured on it.
+pytestmark = pytest.mark.virtual_time
 
 
 @pytest.fixture
@@ -258,7 +261,7 @@ async def test_a_call_is_recorded_in_stereo_and_the_bot_channel_is_silent_after_
     llm, stt, tts = vendors
     stt.script("What do you offer?", "Okay stop, stop.")
     llm.script(Turn([Text(LONG_REPLY)]), Turn([Text("Sure.")], first_token_delay_s=3.0))
-    began = time.monotonic()
+    began = asyncio.get_running_loop().time()
     call_uuid, communicator, peer = await connect(client, api, bot)
     await peer.send_audio(silence(1500))  # the greeting plays
     await peer.send_audio(speech(900) + silence(700))
@@ -266,7 +269,7 @@ async def test_a_call_is_recorded_in_stereo_and_the_bot_channel_is_silent_after_
     await peer.send_audio(silence(1200))
     await peer.send_audio(speech(1500) + silence(2500))  # the caller talks over it
     await communicator.send_to(text_data=peer.codec.stop(call_uuid))
-    lasted = time.monotonic() - began
+    lasted = asyncio.get_running_loop().time() - began
     await communicator.disconnect()
     assert peer.count("clearAudio") >= 1
 
@@ -301,10 +304,10 @@ async def test_a_bot_that_does_not_record_leaves_no_recording(client, api, bot, 
 
 @pytest_db
 async def test_a_stream_that_drops_mid_call_leaves_a_playable_recording(client, api, bot, vendors):
-    began = time.monotonic()
+    began = asyncio.get_running_loop().time()
     call_uuid, communicator, peer = await connect(client, api, bot)
     await peer.send_audio(speech(600) + silence(1400))
-    lasted = time.monotonic() - began
+    lasted = asyncio.get_running_loop().time() - began
     await communicator.disconnect()  # no stop frame: the socket just goes
     call = await call_record(call_uuid)
     assert call.has_ended and "closed" in call.end_reason

@@ -1,17 +1,21 @@
 """The virtual-time loop (tests/virtual_time.py): waiting takes no real time, code and I/O take no virtual time,
-and the clock never jumps while a socket's bytes or an executor job are still on their way."""
+and the clock never jumps while a socket's bytes, a thread pool's job or a thread fake's request are still on
+their way."""
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 import websockets
 from websockets.asyncio.server import serve
 
-from tests.virtual_time import START, VirtualTimeLoop
+from tests.fakes.http_handler import FunctionHandlerFake, Reply
+from tests.virtual_time import OUTSIDE_WORK, START, VirtualTimeLoop
 
 pytestmark = pytest.mark.virtual_time
 
@@ -68,6 +72,41 @@ async def test_an_executor_job_takes_no_virtual_time():
     async with asyncio.timeout(0.01):
         assert await asyncio.to_thread(lambda: time.sleep(0.2) or "done") == "done"
     assert loop.time() == before
+
+
+async def test_a_job_handed_to_a_thread_pool_directly_takes_no_virtual_time():
+    """As a recording's writer does: `submit`, then `asyncio.wrap_future`; the loop never sees the job."""
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    with ThreadPoolExecutor(1) as pool:
+        async with asyncio.timeout(0.01):
+            assert await asyncio.wrap_future(pool.submit(lambda: time.sleep(0.2) or "written")) == "written"
+    assert loop.time() == before
+
+
+async def test_a_job_counts_until_its_future_has_run_its_callbacks():
+    """An awaiting loop learns of a job's end through a callback of its future (a write to the loop's
+    self-pipe). Were the job over before that callback ran, a worker thread stalled between the two (the cores
+    taken, the GIL elsewhere) would let the clock jump past a timeout the result was about to beat."""
+    seen = []
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(time.sleep, 0.05)
+        future.add_done_callback(lambda _future: seen.append(OUTSIDE_WORK.pending()))  # as wrap_future's
+    assert seen == [True] and not OUTSIDE_WORK.pending()
+
+
+async def test_a_request_to_a_function_handler_on_its_own_thread_takes_no_virtual_time():
+    """The function handler fake serves from a thread and tells OUTSIDE_WORK: a 0.05 s timeout still sees an
+    answer that takes 0.2 s of real time."""
+    with FunctionHandlerFake() as handler:
+        handler.reply("/slow", Reply.json({"ok": True}, delay_s=0.2))
+        async with httpx.AsyncClient() as client:
+            loop = asyncio.get_running_loop()
+            before = loop.time()
+            for _ in range(2):  # a new connection, then the same one kept alive
+                async with asyncio.timeout(0.05):
+                    assert (await client.post(handler.url_for("/slow"))).json() == {"ok": True}
+            assert loop.time() == before
 
 
 async def test_the_clock_waits_for_bytes_still_on_their_way_to_an_outside_peer():

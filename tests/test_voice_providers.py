@@ -27,6 +27,9 @@ from voicebots.voice.ports import (
 )
 
 FRAME = 160
+# Audio streams at its real pace, and the fakes keep their vendors' timing, on a virtual clock
+# (tests/virtual_time.py): the seconds pass without real waiting.
+pytestmark = pytest.mark.virtual_time
 
 
 async def stream_in_real_time(stt: DeepgramSTT, audio: bytes) -> None:

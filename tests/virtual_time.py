@@ -3,24 +3,32 @@ milliseconds its code takes to run, and give the same timings however loaded the
 
 The loop's clock (`loop.time()`, which `asyncio.sleep`, `asyncio.timeout` and `call_later` use) stands still while
 there is anything to do, and jumps to the next timer when there is nothing: no callback ready, no socket readable,
-no executor job running (`run_in_executor`, `asyncio.to_thread`, DNS lookups) and no byte sent by one of its
-sockets still on its way to the peer. So code and I/O take no virtual time, and waiting takes no real time.
+no job of a thread pool waiting or running (`run_in_executor`, `asyncio.to_thread`, DNS lookups, and work code
+hands a `ThreadPoolExecutor` itself, such as a recording's writes) and no byte sent by one of its sockets still on
+its way to the peer. So code and I/O take no virtual time, and waiting takes no real time.
 
-Its limit: peers outside the loop. A vendor fake on a thread of its own, another process, or a thread that
-calls back through `call_soon_threadsafe` may still be working when the clock jumps. Tests on virtual time run
-their fakes in the test's own loop (`async with FakeVendor() ...`).
+Its limit: peers outside the loop. Another process, a thread that calls back through `call_soon_threadsafe`, or
+a fake on a thread of its own that does not tell OUTSIDE_WORK when it is serving (the function handler fake does)
+may still be working when the clock jumps. Tests on virtual time run their vendor fakes in the test's own loop
+(`async with FakeVendor() ...`).
 
 Select it for a test (or a module, with `pytestmark`) with `@pytest.mark.virtual_time`; in such a module, a test
-that talks to a thread or process of its own (a fake started with `start_in_thread`, Django's database threads)
+that talks to a thread or process of its own (a vendor fake started with `start_in_thread`, a server process)
 stays on a standard loop with `@pytest.mark.real_time`.
 """
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import select
 import selectors
+import socket
 import struct
 import termios
+import threading
+from concurrent.futures import ThreadPoolExecutor, thread
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -28,31 +36,105 @@ START = 1000.0  # virtual seconds at a loop's start: any value works, none is sp
 OUTSIDE_POLL_S = 0.001  # how often an idle loop looks again while bytes are on their way or a job runs
 
 
+class OutsideWork:
+    """Work of other threads that the virtual clock waits for. It counts the jobs of every `ThreadPoolExecutor` in
+    the process from `submit` until they have run (a loop cannot see a job handed to a pool directly and awaited
+    through `asyncio.wrap_future`, such as a recording's writes), and what a fake serving from a thread of its
+    own marks: each request it serves (`with OUTSIDE_WORK.busy(): ...`) and its sockets (`watch`), where bytes
+    not yet read or a connection not yet accepted are work about to start, and bytes not yet delivered (held by
+    Nagle's algorithm, say) an answer still on its way. (A job dropped by
+    `shutdown(cancel_futures=True)` never runs and would stop the clock: nothing here does that.)"""
+
+    def __init__(self) -> None:
+        self._outstanding = 0  # jobs submitted and not yet run, and requests a thread fake is serving
+        self._lock = threading.Lock()
+        self._watched: set[socket.socket] = set()
+        self._submit = None
+
+    def install(self) -> None:
+        if self._submit is not None:
+            return
+        submit = self._submit = ThreadPoolExecutor.submit
+        run = thread._WorkItem.run
+        outside = self
+
+        def counted_submit(executor, fn, /, *args, **kwargs):
+            outside._change(1)  # before the job can start (and end)
+            try:
+                return submit(executor, fn, *args, **kwargs)
+            except BaseException:
+                outside._change(-1)
+                raise
+
+        def counted_run(work_item) -> None:
+            # Counted until the job's future has run its callbacks: an awaiting loop's is a write to its
+            # self-pipe, and until that write the loop would see neither the job nor its result.
+            try:
+                run(work_item)
+            finally:
+                outside._change(-1)
+
+        ThreadPoolExecutor.submit = counted_submit
+        thread._WorkItem.run = counted_run
+
+    def _change(self, by: int) -> None:
+        with self._lock:
+            self._outstanding += by
+
+    def started(self) -> None:
+        self._change(1)
+
+    def finished(self) -> None:
+        self._change(-1)
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self.started()
+        try:
+            yield
+        finally:
+            self.finished()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._watched.add(sock)
+
+    def unwatch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._watched.discard(sock)
+
+    def pending(self) -> bool:
+        """A job or request under way, or a watched socket with bytes to read or still on their way out."""
+        if self._outstanding:
+            return True
+        with self._lock:
+            watched = [sock for sock in self._watched if sock.fileno() >= 0]
+        try:
+            return bool(watched) and (bool(select.select(watched, [], [], 0)[0])
+                                      or any(_bytes_in_flight(sock.fileno()) for sock in watched))
+        except (OSError, ValueError):  # closed meanwhile: its work is over
+            return False
+
+
+OUTSIDE_WORK = OutsideWork()
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._virtual_now = START
-        self._jobs_running = 0
+        OUTSIDE_WORK.install()
         super().__init__(selector=_IdleClockSelector(self))
 
     def time(self) -> float:
         return self._virtual_now
 
-    def run_in_executor(self, executor, func, *args):
-        future = super().run_in_executor(executor, func, *args)
-        self._jobs_running += 1
-        future.add_done_callback(self._job_done)
-        return future
-
-    def _job_done(self, _future) -> None:
-        self._jobs_running -= 1
-
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds
 
     def _busy_outside(self, selector: _IdleClockSelector) -> bool:
-        """An executor job still running, or bytes one of the loop's sockets sent that its peer has not yet got
-        (TCP: not acknowledged; Unix sockets: not yet read)."""
-        return self._jobs_running > 0 or any(_bytes_in_flight(fd) for fd in selector.get_map())
+        """Work of other threads (OUTSIDE_WORK), or bytes one of the loop's sockets sent that its peer has not yet
+        got (TCP: not acknowledged; Unix sockets: not yet read)."""
+        return OUTSIDE_WORK.pending() or any(_bytes_in_flight(fd) for fd in selector.get_map())
 
 
 def _bytes_in_flight(fd: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import select
 import ssl
 import tempfile
 import threading
@@ -25,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.virtual_time import OUTSIDE_WORK
 
 SHUTDOWN_POLL_S = 0.02
 
@@ -95,6 +98,24 @@ class RecordedHTTPRequest:
         return json.loads(self.body)
 
 
+class _WatchedHTTPServer(ThreadingHTTPServer):
+    """Tells virtual time (tests/virtual_time.py) of each connection, from before it is accepted (when its
+    request may already be waiting) until it is closed."""
+
+    def get_request(self):
+        OUTSIDE_WORK.started()
+        try:
+            request, address = super().get_request()
+            OUTSIDE_WORK.watch(request)
+            return request, address
+        finally:
+            OUTSIDE_WORK.finished()
+
+    def shutdown_request(self, request) -> None:
+        OUTSIDE_WORK.unwatch(request)
+        super().shutdown_request(request)
+
+
 class FunctionHandlerFake:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls
@@ -121,6 +142,17 @@ class FunctionHandlerFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as servers do: a body written after its headers leaves at once
+
+            def handle_one_request(self) -> None:
+                # Virtual time (tests/virtual_time.py) waits while the next request's bytes are unread, then while
+                # it is served.
+                try:
+                    select.select([self.connection], [], [])
+                except (OSError, ValueError):  # closed
+                    pass
+                with OUTSIDE_WORK.busy():
+                    super().handle_one_request()
 
             def do_POST(self) -> None:
                 fake._handle(self)
@@ -131,11 +163,12 @@ class FunctionHandlerFake:
                 pass
 
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _WatchedHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True  # a sleeping reply must not hold up stop()
         self.port = self._server.server_address[1]
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
+        OUTSIDE_WORK.watch(self._server.socket)  # a connection waiting to be accepted
         # A short poll interval keeps stop() (which waits for the next poll) fast.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,),
                                         name="fake-function-handler", daemon=True)
@@ -146,6 +179,7 @@ class FunctionHandlerFake:
         if self._server is None:
             return
         self._stopping.set()  # wakes replies that are sleeping
+        OUTSIDE_WORK.unwatch(self._server.socket)
         self._server.shutdown()
         self._server.server_close()
         self._server = None
