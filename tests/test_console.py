@@ -114,8 +114,10 @@ def test_the_overview_counts_calls_turns_and_latency_rolled_up_and_live(client, 
            reason="An answering machine picked up.")
     assert tasks.refresh_stats.delay().get() == 2  # two (bot, hour) rows
     assert HourlyCallStats.objects.filter(account=api.account).count() == 2
-    fresh = a_call(api.account, bot, minutes_ago=1, status=Call.Status.FAILED, seconds=0,
-                   reason="The call's audio stream closed.")  # after the refresh: counted live
+    # After the refresh: counted live. (Made now: backdated, it could fall before the refresh's hour, which a
+    # call made after the refresh never does, and the test would fail in the first minute of an hour.)
+    fresh = a_call(api.account, bot, minutes_ago=0, status=Call.Status.FAILED, seconds=0,
+                   reason="The call's audio stream closed.")
     turn(fresh, 1, "Hello?", "Hi!", 1500, stt_ms=300, llm_ms=900, tts_ms=200, platform_ms=100)
 
     summary = stats.overview(api.account, start=timezone.now() - timedelta(days=7),
