@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests import browser as browsers
 from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
@@ -153,17 +154,50 @@ def test_a_denied_or_missing_microphone_is_explained(app, bot_and_member, device
     assert problems == [], problems
 
 
+# The page's sockets open 1.5 s late, as on a slow network or a busy server; until then they refuse to send, as
+# a connecting WebSocket does.
+SLOW_SOCKETS = """
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(...args) {
+    super(...args);
+    this.held = true;
+    super.addEventListener("open", () => setTimeout(() => {
+      this.held = false;
+      if (this.openHandler) this.openHandler(new Event("open"));
+    }, 1500));
+  }
+  get readyState() { return this.held ? Native.CONNECTING : super.readyState; }
+  set onopen(handler) { this.openHandler = handler; }
+  get onopen() { return this.openHandler; }
+  send(data) {
+    if (this.held) throw new DOMException("Failed to execute 'send' on 'WebSocket': Still in CONNECTING state.",
+                                          "InvalidStateError");
+    super.send(data);
+  }
+};
+"""
+
+
 def test_chatting_with_a_bot_on_the_same_page(app, vendors, bot_and_member):
-    """The chat half of the page (playground.js, on the same shared script as the voice half): the question and
-    the streamed answer appear as messages, the timings fill in, no console error."""
+    """The chat half of the page (playground.js, on the same shared script as the voice half): the question, sent
+    before the page's socket is open, and the streamed answer appear as messages, the timings fill in, no
+    console error."""
     llm, _, _ = vendors
     llm.script(Turn([Text("We open ", "at eight.")]))
     problems: list[str] = []
     with browsers.chromium() as browser:
-        page = playground_page(browser.new_context(), app, bot_and_member["id"], problems)
+        context = browser.new_context()
+        context.add_init_script(SLOW_SOCKETS)
+        page = playground_page(context, app, bot_and_member["id"], problems)
         page.fill("#message", QUESTION)
         page.click("#composer button[type=submit]")
-        page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
+        try:
+            page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
+        except PlaywrightTimeoutError:
+            shown = page.locator("#messages .msg").all_text_contents(), page.text_content("#status")
+            raise AssertionError(f"no timings; the page shows {shown}, problems {problems}, "
+                                 f"{len(llm.requests)} model requests; the server said:\n{app.output()}") from None
         assert page.locator("#messages .msg.user").all_text_contents() == [QUESTION]
         assert page.locator("#messages .msg.bot").all_text_contents() == ["We open at eight."]
         assert page.text_content("#status") == ""

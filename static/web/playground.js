@@ -12,6 +12,15 @@
   let current = null;
 
   const socket = kit.openSocket(root.dataset.socket);
+  // What is sent before the socket is open (a slow network, a busy server) waits for it: sending on a connecting
+  // socket throws, and the question would be lost.
+  const waiting = [];
+  socket.onopen = () => { while (waiting.length) socket.send(waiting.shift()); };
+  const send = (message) => {
+    const data = JSON.stringify(message);
+    if (socket.readyState === WebSocket.CONNECTING) waiting.push(data);
+    else socket.send(data);
+  };
   const add = (kind, text) => kit.line(messages, kind, text).firstChild; // the span the reply streams into
 
   const handlers = {
@@ -48,8 +57,8 @@
     tools.innerHTML = "";
     current = null;
     status.textContent = "Thinking…";
-    socket.send(JSON.stringify({ type: "message", text }));
+    send({ type: "message", text });
     input.value = "";
   });
-  document.getElementById("new-conversation").addEventListener("click", () => socket.send(JSON.stringify({ type: "new" })));
+  document.getElementById("new-conversation").addEventListener("click", () => send({ type: "new" }));
 })();
