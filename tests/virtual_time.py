@@ -134,17 +134,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _busy_outside(self, selector: _IdleClockSelector) -> bool:
         """Work of other threads (OUTSIDE_WORK), or bytes one of the loop's sockets sent that its peer has not yet
         got (TCP: not yet sent; Unix sockets: not yet read)."""
-        return OUTSIDE_WORK.pending() or any(_bytes_in_flight(fd) for fd in selector.get_map())
+        return OUTSIDE_WORK.pending() or any(
+            _bytes_in_flight(fd, waiting_to_write=bool(key.events & selectors.EVENT_WRITE))
+            for fd, key in selector.get_map().items())
 
 
 SIOCOUTQNSD = 0x894B  # Linux: bytes of a TCP socket not yet sent
 
 
-def _bytes_in_flight(fd: int) -> bool:
-    """Bytes not yet handed to the peer: on TCP, those not yet sent (once sent on loopback they are in the peer's
-    buffer; counting those not yet acknowledged, as SIOCOUTQ does, would wait out the peer's delayed ACK, up to
-    40 ms each time); on a Unix socket, those the peer has not read."""
-    for request in (SIOCOUTQNSD, termios.TIOCOUTQ):  # TIOCOUTQ is SIOCOUTQ
+def _bytes_in_flight(fd: int, *, waiting_to_write: bool = False) -> bool:
+    """Bytes not yet handed to the peer. On TCP, those not yet sent: once sent on loopback they are in the peer's
+    buffer, and counting those not yet acknowledged (SIOCOUTQ) would wait out the peer's delayed ACK, up to 40 ms
+    each time. But a loop `waiting_to_write` on the socket (its buffer full) waits for those ACKs: they make
+    room. On a Unix socket, the bytes the peer has not read."""
+    requests = (termios.TIOCOUTQ,) if waiting_to_write else (SIOCOUTQNSD, termios.TIOCOUTQ)  # TIOCOUTQ: SIOCOUTQ
+    for request in requests:
         try:
             return struct.unpack("i", fcntl.ioctl(fd, request, b"\0\0\0\0"))[0] > 0
         except OSError:  # not TCP (SIOCOUTQNSD), or not a connected socket at all (a listening one, say)
