@@ -10,9 +10,8 @@ run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
-# out). Most of a test's time is waiting on sockets, servers and subprocesses, so three workers keep two cores
-# busy (measured on 2 cores: 2 workers 188 s, 3 workers 138-161 s, 4 workers 117-142 s, but on a fresh clone
-# four failed the browser chat test 2 times in 4 under the load).
+# out). Much of a test's time is waiting on servers and subprocesses, so three workers keep two cores busy
+# (measured on 2 cores: 3 workers 100-105 s, 4 workers 94 s; three leave more room on a loaded machine).
 TEST_WORKERS ?= 3
 
 # PYTHONDONTWRITEBYTECODE is cleared so that pytest keeps its rewritten test modules in __pycache__ (ignored by
