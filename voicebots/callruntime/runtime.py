@@ -175,12 +175,15 @@ class CallRuntime:
 
     async def start(self) -> None:
         """Build the call's pipeline and start it (the greeting plays at once)."""
-        conversation = await in_call_database_thread(self._load_conversation)()
-        detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
+        # The recording starts (a row and a file) while the bot's settings load, not before the greeting.
+        recording = asyncio.ensure_future(
+            start_recording(self.call, self.bot, self.leg.input_format, self.leg.output_format))
+        try:
+            conversation = await in_call_database_thread(self._load_conversation)()
+            detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
+        finally:
+            self.recording = await recording  # end() closes it, however start() ends
         if self.ended:  # the peer went away meanwhile
-            return
-        self.recording = await start_recording(self.call, self.bot, self.leg.input_format, self.leg.output_format)
-        if self.ended:  # the peer went away while the recording started
             return await self.recording.close()
         self.taps.append(self.recording)
         self.handler = self._build_handler(conversation, detector)
