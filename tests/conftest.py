@@ -65,8 +65,8 @@ def _quick_password_hashing():
 def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     """Calls' database threads outlive the tests that used them, and under pytest-django their last
     connections stay open; end them so the test database can be dropped. (PostgreSQL waits 5 s for other
-    sessions before it refuses to drop a database: a pool that replaces the connections ended here, as
-    psycopg_pool keeps its `min_size`, cost every worker those 5 s and left its database behind.)"""
+    sessions before it refuses to drop a database, so a pool left to replace the connections ended here, as
+    psycopg_pool keeps its `min_size`, costs those 5 s and leaves the database behind.)"""
     yield
     from django.db import connection
 
@@ -75,13 +75,11 @@ def _no_stray_sessions_at_teardown(django_db_setup, django_db_blocker):
     if not is_test_database(connection):
         return  # no test used the database: the connection is the development one's
     with django_db_blocker.unblock():
-        connection.close()
-        connection.close_pool()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         connection.close()
-        connection.close_pool()
+        connection.close_pool()  # with the connections it would open again
 
 
 @pytest.fixture(autouse=True)

@@ -59,11 +59,11 @@ class OutsideWork:
         outside = self
 
         def counted_submit(executor, fn, /, *args, **kwargs):
-            outside._change(1)  # before the job can start (and end)
+            outside.started()  # before the job can start (and end)
             try:
                 return submit(executor, fn, *args, **kwargs)
             except BaseException:
-                outside._change(-1)
+                outside.finished()
                 raise
 
         def counted_run(work_item) -> None:
@@ -72,20 +72,18 @@ class OutsideWork:
             try:
                 run(work_item)
             finally:
-                outside._change(-1)
+                outside.finished()
 
         ThreadPoolExecutor.submit = counted_submit
         thread._WorkItem.run = counted_run
 
-    def _change(self, by: int) -> None:
-        with self._lock:
-            self._outstanding += by
-
     def started(self) -> None:
-        self._change(1)
+        with self._lock:
+            self._outstanding += 1
 
     def finished(self) -> None:
-        self._change(-1)
+        with self._lock:
+            self._outstanding -= 1
 
     @contextmanager
     def busy(self) -> Iterator[None]:
