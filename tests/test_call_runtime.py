@@ -12,6 +12,7 @@ import uuid
 
 import numpy as np
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
@@ -78,6 +79,30 @@ def test_shipped_audio_is_converted_to_the_transports_format():
 def test_cached_greetings_are_kept_apart_per_format():
     phone, browser = AudioCache(MULAW_8K), AudioCache(PCM16_16K)
     assert phone._key("bot", "voice", "Hi") != browser._key("bot", "voice", "Hi")
+
+
+async def test_cached_audio_is_kept_in_redis_and_a_prefetch_serves_the_next_read():
+    bot_id, cache = str(uuid.uuid4()), AudioCache()
+    assert await cache.get(bot_id, "voice", "Hi") is None
+    await cache.put(bot_id, "voice", "Hi", b"first")
+    assert await AudioCache().get(bot_id, "voice", "Hi") == b"first"  # another call's cache reads it too
+
+    cache.prefetch(bot_id, "voice", "Hi")
+    await asyncio.gather(*cache._prefetched.values())  # read now...
+    await cache.put(bot_id, "voice", "Hi", b"second")
+    assert await cache.get(bot_id, "voice", "Hi") == b"first"  # ...and handed to the next read of that entry
+    assert await cache.get(bot_id, "voice", "Hi") == b"second"  # once
+    assert await cache.get(bot_id, "other voice", "Hi") is None
+
+
+async def test_a_prefetch_from_an_unreachable_redis_means_synthesizing_not_an_error(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    cache = AudioCache()
+    cache.prefetch("bot", "voice", "Hi")
+    assert await cache.get("bot", "voice", "Hi") is None
+    assert "Reading cached audio failed" in caplog.text
+    with pytest.raises(redis.ConnectionError):  # a plain read fails loudly: the session logs it, synthesizes
+        await cache.get("bot", "voice", "Hi")
 
 
 # --- The Plivo stream codec -------------------------------------------------------------------------

@@ -139,6 +139,29 @@ async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_reco
     assert "dtmf" in kinds
 
 
+async def test_a_bots_later_calls_play_its_greeting_from_the_cache(client, api, phone_bot, vendors):
+    _, _, tts = vendors
+    greetings = []
+    for _ in range(2):
+        call_uuid = str(uuid.uuid4())
+        path = await sync_to_async(answer)(client, api, phone_bot, call_uuid)
+        communicator = WebsocketCommunicator(application, path)
+        assert (await communicator.connect())[0]
+        await communicator.send_to(text_data=start_frame(call_uuid))
+        peer = PlivoPeer(communicator)
+        await peer.wait_for(lambda: peer.count("playAudio") > 0)
+        await peer.send_audio(silence(1500))  # the whole greeting plays
+        greetings.append(b"".join(message.audio for kind, message, _ in peer.frames if kind == "playAudio"))
+        await peer.send(peer.codec.stop(call_uuid))
+        await communicator.disconnect()
+
+    assert list(tts.transcripts.values()).count("Hello, Smile Dental!") == 1  # synthesized on the first call only
+    assert len(greetings[1]) >= 0.9 * len(greetings[0]) > 0
+    second = await Call.objects.filter(voicebot_id=phone_bot["id"]).order_by("-created_at").afirst()
+    greeting = await second.turns.aget(index=0)
+    assert greeting.bot_text == "Hello, Smile Dental!" and not greeting.interrupted
+
+
 @pytest.fixture
 async def openai_vendors(settings):
     async with FakeOpenAI() as llm, FakeDeepgram() as stt, FakeCartesia() as tts:

@@ -22,6 +22,7 @@ import logging
 from typing import Protocol, Sequence
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from voicebots.calls import live as live_control
@@ -168,6 +169,7 @@ class CallRuntime:
         self.fillers: dict[str, str] = {}
         self.control: live_control.LiveCall | None = None  # commands from any web process
         self.recording = NO_RECORDING
+        self.audio_cache = AudioCache(leg.output_format)
         self.ended = False
         self._tasks: set[asyncio.Task] = set()
 
@@ -178,6 +180,10 @@ class CallRuntime:
         # The recording starts (a row and a file) while the bot's settings load, not before the greeting.
         recording = asyncio.ensure_future(
             start_recording(self.call, self.bot, self.leg.input_format, self.leg.output_format))
+        # So does the greeting's cached audio, under the key the session will ask for (the voice's id is the bot's
+        # voice as chosen).
+        if welcome := self.bot.welcome_message.strip():
+            self.audio_cache.prefetch(str(self.bot.id), self.bot.tts_voice, welcome)
         try:
             conversation = await in_call_database_thread(self._load_conversation)()
             detector = await asyncio.to_thread(shared_detector)  # loads the model once, not on the event loop
@@ -202,6 +208,7 @@ class CallRuntime:
             call.end_reason = f"Not configured: {'; '.join(problems)}; the caller heard an apology."
             call.save(update_fields=["end_reason", "updated_at"])
             return None
+        prefetch_related_objects([bot], "functions")  # read once, for the fillers and the tools
         self.fillers = function_fillers(bot)
         call_info = {"call_uuid": call.call_uuid, "from": call.from_number, "to": call.to_number,
                      "direction": call.direction}
@@ -234,7 +241,7 @@ class CallRuntime:
         return CallSession(
             config=conversation.config, engine=BotRuntime(conversation.config, parts, conversation.llm_provider).engine(),
             transport=transport,
-            stt=stt, tts=tts, fallback_tts=fallback_tts, audio_cache=AudioCache(bot_format), observer=observer,
+            stt=stt, tts=tts, fallback_tts=fallback_tts, audio_cache=self.audio_cache, observer=observer,
             control=control, activity=SileroActivity(detector=detector, audio_format=caller_format),
             options=session_options(bot, max_duration_s=self.max_duration_s, fillers=self.fillers),
         )

@@ -1,4 +1,5 @@
-"""One synchronous Redis client per process for the deployment's bookkeeping (thread-safe, pooled)."""
+"""Synchronous Redis clients, one per process (thread-safe, pooled: a call reuses connections rather than
+opening its own), for the deployment's bookkeeping and the calls' cached audio."""
 from __future__ import annotations
 
 import functools
@@ -11,10 +12,16 @@ TIMEOUT_S = 2.0  # bookkeeping must never hold up a call: a Redis that does not 
 
 
 @functools.cache
-def _client(url: str, pid: int) -> redis.Redis:
+def _client(url: str, pid: int, decode_responses: bool) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
-                                decode_responses=True)
+                                decode_responses=decode_responses)
 
 
 def client() -> redis.Redis:
-    return _client(settings.REDIS_URL, os.getpid())  # a forked child opens its own connections
+    """Values as text."""
+    return _client(settings.REDIS_URL, os.getpid(), True)  # a forked child opens its own connections
+
+
+def binary_client() -> redis.Redis:
+    """Values as bytes."""
+    return _client(settings.REDIS_URL, os.getpid(), False)

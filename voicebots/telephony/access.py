@@ -64,6 +64,8 @@ def claim_stream(access: StreamAccess, call_uuid: str, stream_id: str) -> Call |
             call = Call(account=bot.account, voicebot=bot, direction=Call.Direction.OUTBOUND, call_uuid=call_uuid)
     if call.has_ended or _has_stream(call, attempt=stream_id):
         return None
+    if call.account_id == bot.account_id:
+        call.account = bot.account  # loaded with the bot: the call's start (its recording) need not read it again
     now = timezone.now()
     call.call_uuid = call_uuid
     call.stream_id = stream_id

@@ -242,6 +242,9 @@ class CallSession:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self._spawn(self._greet())
+                # One turn of the loop for the greeting first: with its audio cached, the audio is handed over
+                # (and sent next) before the vendors' connections start.
+                await asyncio.sleep(0)
                 self._spawn(self._keep_listening())
                 self._spawn(self._listener.forward_audio())
                 self._spawn(self._connect_voice())
