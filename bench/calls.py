@@ -1,6 +1,6 @@
 """Benchmark of live phone calls: turn latency, greeting latency, and how many calls one machine carries.
 
-    .venv/bin/python -m bench.calls [--quick]
+    .venv/bin/python -m bench.calls [--quick] [--levels 10,50] [--no-recording]
 
 Everything runs on this machine, as in production but with the vendors replaced by the test fakes on
 127.0.0.1, delayed like the real services: the speech-to-text final comes 150 ms after speech ends, the
@@ -11,7 +11,8 @@ Plivo's protocol over real WebSockets, in this process, together with the fakes.
 Figures:
 - turn latency: the caller's end of speech to the first `playAudio`, as the caller sees it, p50/p95; and
   the platform's own share (that latency minus the fakes' delays), from the server's per-turn records;
-- greeting: `start` to the first `playAudio`, on a bot's first call (synthesized) and later ones (cached);
+- greeting: `start` to the first `playAudio`, on a bot's first call (synthesized), then p50 over short calls
+  that only hear it (cached);
 - capacity: concurrent calls at rising levels; the platform's share p95, audible gaps (audio arriving
   after the caller's playback ran dry mid-segment), and the server's CPU per call.
 """
@@ -156,14 +157,14 @@ class Server:
                 process.kill()
 
 
-def make_bot(name: str, account_name: str | None = None):
+def make_bot(name: str, account_name: str | None = None, record_calls: bool = True):
     """A receptionist bot in an account of its own (by default one `delete_previous_runs` cleans up)."""
     from voicebots.accounts.services import create_account
     from voicebots.bots.models import Voicebot
 
     account, _ = create_account(account_name or f"bench-calls {name}")
     return Voicebot.objects.create(account=account, name=name, prompt="You are a clinic receptionist.",
-                                   welcome_message="Hello, Smile Dental, how can I help?")
+                                   welcome_message="Hello, Smile Dental, how can I help?", record_calls=record_calls)
 
 
 def delete_previous_runs() -> None:
@@ -190,7 +191,7 @@ def answered(server: Server, bot) -> tuple[str, str]:
                                                "Direction": "inbound", "CallStatus": "in-progress"})
 
 
-async def run_calls(server: Server, bot, count: int, utterances: int, stagger_s: float):
+async def run_calls(server: Server, bot, count: int, utterances: int, stagger_s: float, linger_s: float = 1.0):
     from voicebots.telephony.simulator import PlivoCallSimulator
 
     audio = caller_audio(utterances, gap_s=3.0)
@@ -198,7 +199,8 @@ async def run_calls(server: Server, bot, count: int, utterances: int, stagger_s:
 
     async def one(index: int, call_uuid: str, url: str):
         await asyncio.sleep(index * stagger_s)
-        simulator = PlivoCallSimulator(url, caller_audio=audio, call_id=call_uuid, linger_s=1.0, max_duration_s=90)
+        simulator = PlivoCallSimulator(url, caller_audio=audio, call_id=call_uuid, linger_s=linger_s,
+                                       max_duration_s=90)
         return call_uuid, await simulator.run()
 
     return await asyncio.gather(*(one(i, call_uuid, url) for i, (call_uuid, url) in enumerate(calls)))
@@ -229,23 +231,26 @@ def summarize(results, turns: list[dict]) -> dict:
     }
 
 
-def bench_latency(server: Server, calls: int) -> dict:
-    """One call at a time: turn latency and its platform share, and the greeting cold and warm."""
-    bot = make_bot("latency")
+def bench_latency(server: Server, calls: int, greetings: int, record_calls: bool) -> dict:
+    """One call at a time: turn latency and its platform share; the greeting on the bot's first call, then over
+    `greetings` short calls that only hear it (cached)."""
+    bot = make_bot("latency", record_calls=record_calls)
     results = []
     for _ in range(calls):
         results.extend(asyncio.run(run_calls(server, bot, 1, utterances=5, stagger_s=0)))
     summary = summarize(results, server_turns([cid for cid, _ in results]))
-    greetings = summary.pop("greeting_ms")
-    summary["greeting_cold_ms"] = greetings[0]
-    summary["greeting_warm_p50_ms"] = percentile([g for g in greetings[1:] if g is not None], 0.5)
+    summary["greeting_cold_ms"] = summary.pop("greeting_ms")[0]
+    warm = [result.greeting_first_audio_ms for _ in range(greetings)
+            for _, result in asyncio.run(run_calls(server, bot, 1, utterances=0, stagger_s=0, linger_s=0.5))]
+    summary["greeting_warm_p50_ms"] = percentile([g for g in warm if g is not None], 0.5)
+    summary["greeting_warm_calls"] = len(warm)
     return summary
 
 
-def bench_capacity(server: Server, vendors: Vendors, levels: list[int]) -> list[dict]:
+def bench_capacity(server: Server, vendors: Vendors, levels: list[int], record_calls: bool) -> list[dict]:
     rows = []
     for level in levels:
-        bot = make_bot(f"capacity-{level}")
+        bot = make_bot(f"capacity-{level}", record_calls=record_calls)
         cpu_before, started = server.cpu_seconds(), time.monotonic()
         harness_before = vendors.cpu_seconds() + time.process_time()
         results = asyncio.run(run_calls(server, bot, level, utterances=2, stagger_s=min(0.05, 3.0 / level)))
@@ -279,6 +284,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer calls and capacity levels")
     parser.add_argument("--levels", type=lambda text: [int(n) for n in text.split(",")],
                         help="capacity levels to try, e.g. 50,100 (default: rising from 10)")
+    parser.add_argument("--no-recording", action="store_true",
+                        help="bots that do not record their calls (the pipeline alone)")
     parser.add_argument("--serve-vendors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_vendors:
@@ -289,14 +296,16 @@ def main(argv=None) -> dict:
     server = Server(vendors)
     try:
         print("Live calls (fakes delayed: STT final 150 ms, first token 350 ms, first TTS audio 90 ms)", flush=True)
-        latency = bench_latency(server, calls=2 if args.quick else 4)
+        print(f"  bots record their calls: {'no' if args.no_recording else 'yes'}", flush=True)
+        latency = bench_latency(server, calls=2 if args.quick else 4, greetings=10 if args.quick else 20,
+                                record_calls=not args.no_recording)
         print(f"  one call: total p50 {latency['total_p50_ms']} ms, p95 {latency['total_p95_ms']} ms; platform share "
               f"p50 {latency['platform_p50_ms']} ms, p95 {latency['platform_p95_ms']} ms over {latency['turns']} turns")
         print(f"  greeting: first call {latency['greeting_cold_ms']:.0f} ms, later calls p50 "
-              f"{latency['greeting_warm_p50_ms']:.0f} ms", flush=True)
+              f"{latency['greeting_warm_p50_ms']:.1f} ms over {latency['greeting_warm_calls']}", flush=True)
         print("  capacity (2 caller turns per call):", flush=True)
         levels = args.levels or ([10, 50] if args.quick else [10, 25, 50, 75, 100, 125, 150])
-        capacity = bench_capacity(server, vendors, levels)
+        capacity = bench_capacity(server, vendors, levels, record_calls=not args.no_recording)
     finally:
         server.stop()
         vendors.stop()
