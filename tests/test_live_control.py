@@ -9,16 +9,13 @@ from xml.etree import ElementTree
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from config.asgi import application
 from tests import calls
 from tests.fakes.deepgram_server import silence
 from tests.fakes.plivo_server import CallPlan, FakeCall, FakePlivo
 from tests.test_outbound_calls import use_plivo
-from tests.test_phone_calls import PlivoPeer
-from tests.test_plivo_stream import answer, start_frame
+from tests.test_phone_calls import PlivoPeer, start_call
 from voicebots.calls import live
 from voicebots.calls.models import Call
 
@@ -33,12 +30,7 @@ def bot(api, settings):
 
 
 async def connected_call(client, api, bot):
-    call_uuid = str(uuid.uuid4())
-    path = await sync_to_async(answer)(client, api, bot, call_uuid)
-    communicator = WebsocketCommunicator(application, path)
-    assert (await communicator.connect())[0]
-    await communicator.send_to(text_data=start_frame(call_uuid))
-    peer = PlivoPeer(communicator)
+    call_uuid, communicator, peer = await start_call(client, api, bot)
     await peer.wait_for(lambda: peer.count("checkpoint") > 0)  # the greeting was sent: the call is live
     call = await Call.objects.aget(call_uuid=call_uuid)
     await peer.wait_for(lambda: live.carried() and live.carried()[0].call_id == str(call.id))

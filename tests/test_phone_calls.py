@@ -91,6 +91,16 @@ class PlivoPeer(calls.SocketPeer):
         return str([kind for kind, _, _ in self.frames])
 
 
+async def start_call(client, api, bot) -> tuple[str, WebsocketCommunicator, PlivoPeer]:
+    """A new inbound call of `bot`, answered and its stream started as Plivo would; returns its CallUUID too."""
+    call_uuid = str(uuid.uuid4())
+    path = await sync_to_async(answer)(client, api, bot, call_uuid)
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    await communicator.send_to(text_data=start_frame(call_uuid))
+    return call_uuid, communicator, PlivoPeer(communicator)
+
+
 async def test_a_call_greets_answers_from_knowledge_calls_a_function_and_is_recorded(answered_call, vendors,
                                                                                    function_handler):
     llm, stt, tts = vendors
@@ -143,12 +153,7 @@ async def test_a_bots_later_calls_play_its_greeting_from_the_cache(client, api, 
     _, _, tts = vendors
     greetings = []
     for _ in range(2):
-        call_uuid = str(uuid.uuid4())
-        path = await sync_to_async(answer)(client, api, phone_bot, call_uuid)
-        communicator = WebsocketCommunicator(application, path)
-        assert (await communicator.connect())[0]
-        await communicator.send_to(text_data=start_frame(call_uuid))
-        peer = PlivoPeer(communicator)
+        call_uuid, communicator, peer = await start_call(client, api, phone_bot)
         await peer.wait_for(lambda: peer.count("playAudio") > 0)
         await peer.send_audio(silence(1500))  # the whole greeting plays
         greetings.append(b"".join(message.audio for kind, message, _ in peer.frames if kind == "playAudio"))

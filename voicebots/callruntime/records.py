@@ -53,15 +53,18 @@ class AudioCache:
         key = self._key(bot_id, voice, text)
         if (pending := self._prefetched.pop(key, None)) is not None:
             return await pending
-        return await asyncio.to_thread(binary_client().get, key)
+        return await self._read(key)
 
     async def put(self, bot_id: str, voice: str, text: str, audio: bytes) -> None:
         await asyncio.to_thread(binary_client().set, self._key(bot_id, voice, text), audio, ex=AUDIO_CACHE_SECONDS)
 
+    async def _read(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(binary_client().get, key)
+
     async def _read_or_none(self, key: str) -> bytes | None:
         # None (synthesize) rather than an error nobody may await: the call may end before its greeting.
         try:
-            return await asyncio.to_thread(binary_client().get, key)
+            return await self._read(key)
         except Exception:
             logger.exception("Reading cached audio failed")
             return None
