@@ -15,8 +15,8 @@ from config.routing import websocket_urlpatterns  # noqa: E402
 from voicebots.providers.silero_vad import shared_detector  # noqa: E402
 from voicebots.vendors.registry import load_adapters  # noqa: E402
 
-# The vendors' SDKs load before the process serves (not in commands, which never need them), so that no chat's
-# or call's first second is spent importing one.
+# The SDKs of the vendors this server has keys for load before the process serves (not in commands, which never
+# need them), so that no chat's or call's first second is spent importing one.
 load_adapters()
 
 # The voice detector's model loads now, in the background, rather than during the first call's start.

@@ -62,7 +62,8 @@ class Provider:
     `default_option` is used when a bot names none (None: the bot must name one). `fallback_option` is the
     voice a TTS provider speaks with when it stands in for another vendor's. `key_setting` names the
     setting holding its key ("" when it needs none); `key_required` says whether it is needed with the
-    current settings (a local OpenAI-compatible server takes none).
+    current settings (a local OpenAI-compatible server takes none). `adapter` is the module its builder
+    imports, which a web process loads before it serves when the provider is usable (`load_adapters`).
     """
 
     kind: str
@@ -76,6 +77,7 @@ class Provider:
     default_option: Callable[[], str] | None = None
     fallback_option: str = ""
     key_required: Callable[[], bool] = lambda: True
+    adapter: str = ""
 
     def key(self) -> str:
         return getattr(settings, self.key_setting, "") if self.key_setting else ""
@@ -86,18 +88,9 @@ class Provider:
 
 # --- Builders ----------------------------------------------------------------------------------------------
 # Adapters are imported by their builders, so that validating a bot (or running a command) loads no SDK; a web
-# process imports them all before it serves (`load_adapters`, from config/asgi.py), so that no chat's or call's
-# first second is spent importing one.
-
-ADAPTER_MODULES = ("voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
-                   "voicebots.providers.deepgram_stt", "voicebots.providers.deepgram_tts",
-                   "voicebots.providers.cartesia_tts")
-
-
-def load_adapters() -> None:
-    for module in ADAPTER_MODULES:
-        importlib.import_module(module)
-
+# process imports those of the usable providers before it serves (`load_adapters`, from config/asgi.py), so
+# that no chat's or call's first second is spent importing one, and no start-up second on a vendor that has no
+# key here (Anthropic's SDK alone takes ~1.5 s of CPU to import).
 
 _per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> {cache key: client}
 
@@ -213,24 +206,25 @@ PROVIDERS: dict[str, tuple[Provider, ...]] = {
     LLM: (
         Provider(LLM, "anthropic", "Anthropic", _anthropic_llm, key_setting="ANTHROPIC_API_KEY",
                  base_url_setting="ANTHROPIC_BASE_URL", option=choices.canonical_anthropic_model,
-                 default_option=lambda: choices.DEFAULT_ANTHROPIC_MODEL),
+                 default_option=lambda: choices.DEFAULT_ANTHROPIC_MODEL, adapter="voicebots.providers.anthropic_llm"),
         # `openapi` is how the original API spelled it.
         Provider(LLM, "openai", "OpenAI-compatible", _openai_llm, aliases=("openapi",), key_setting="OPENAI_API_KEY",
                  base_url_setting="OPENAI_BASE_URL", option=choices.canonical_model_id,
-                 default_option=lambda: settings.OPENAI_MODEL, key_required=_openai_key_required),
+                 default_option=lambda: settings.OPENAI_MODEL, key_required=_openai_key_required,
+                 adapter="voicebots.providers.openai_llm"),
     ),
     STT: (
         Provider(STT, "deepgram", "Deepgram", _deepgram_stt, key_setting="DEEPGRAM_API_KEY",
                  base_url_setting="DEEPGRAM_BASE_URL", option=choices.canonical_deepgram_language,
-                 default_option=lambda: choices.DEFAULT_LANGUAGE),
+                 default_option=lambda: choices.DEFAULT_LANGUAGE, adapter="voicebots.providers.deepgram_stt"),
     ),
     TTS: (
         Provider(TTS, "cartesia", "Cartesia", _cartesia_tts, key_setting="CARTESIA_API_KEY",
                  base_url_setting="CARTESIA_BASE_URL", option=choices.canonical_cartesia_voice,
-                 fallback_option=choices.DEFAULT_CARTESIA_VOICE),
+                 fallback_option=choices.DEFAULT_CARTESIA_VOICE, adapter="voicebots.providers.cartesia_tts"),
         Provider(TTS, "deepgram", "Deepgram Aura", _aura_tts, key_setting="DEEPGRAM_API_KEY",
                  base_url_setting="DEEPGRAM_BASE_URL", option=choices.canonical_aura_voice,
-                 fallback_option=choices.FALLBACK_AURA_VOICE),
+                 fallback_option=choices.FALLBACK_AURA_VOICE, adapter="voicebots.providers.deepgram_tts"),
     ),
     EMBEDDINGS: (
         Provider(EMBEDDINGS, "minilm", "local MiniLM", _minilm_embedder, aliases=("local",)),
@@ -239,6 +233,14 @@ PROVIDERS: dict[str, tuple[Provider, ...]] = {
     ),
 }
 DEFAULTS = {LLM: "anthropic", STT: "deepgram", TTS: "cartesia", EMBEDDINGS: "minilm"}
+
+
+def load_adapters() -> None:
+    """Import the adapter of every provider this server can use now (its key set, where it needs one)."""
+    for providers in PROVIDERS.values():
+        for provider in providers:
+            if provider.adapter and not provider.missing_settings():
+                importlib.import_module(provider.adapter)
 
 
 def names(kind: str) -> tuple[str, ...]:
