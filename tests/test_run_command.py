@@ -105,6 +105,8 @@ def run_then_stop(dev_dir: Path, stop_signal: int, web_processes: int) -> str:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         banner = read_banner(runner)
+        if "Admin login" in banner:  # the first run's credentials, with where to use them
+            assert f"http://127.0.0.1:{port}/admin/" in banner, banner
         redis_socket = banner.split("Redis: unix://", 1)[1].split()[0]
         ready = read_banner(runner, until="Voicebots is running")
         assert "ready in" in ready.splitlines()[-1]

@@ -13,14 +13,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--site-url", default="http://127.0.0.1:8000", help="Where the product is served.")
 
     @transaction.atomic
-    def handle(self, *args, username, **options):
+    def handle(self, *args, username, site_url, **options):
         if get_user_model().objects.exists():
             return
         account, token = create_account("Default account")
         password = secrets.token_urlsafe(12)
         create_member(account, username, password, superuser=True)
         self.stdout.write(self.style.SUCCESS("First run: created an account and an admin user. Save these now:"))
-        self.stdout.write(f"  Admin login   http://127.0.0.1:8000/admin/  user {username}  password {password}")
+        self.stdout.write(f"  Admin login   {site_url.rstrip('/')}/admin/  user {username}  password {password}")
         self.stdout.write(f"  API account   auth_id {account.auth_id}  auth_token {token}")

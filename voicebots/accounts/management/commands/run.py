@@ -36,10 +36,15 @@ def _describe(database_url: str) -> str:
     return f"{scheme}{sep}{credentials.split(':')[0]}{at}{location}" if at else database_url
 
 
+def browsable(host: str) -> str:
+    """An address of this machine that reaches `host` (a wildcard address is reached on the loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
 def answers_http(host: str, port: int) -> bool:
     """Whether a web process answers on host:port (a request to the health check, with its reply read)."""
     try:
-        with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 1) as sock:
+        with socket.create_connection((browsable(host), port), 1) as sock:
             sock.settimeout(2)
             sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
             return sock.recv(12).startswith(b"HTTP/1.")
@@ -67,7 +72,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._request_stop)
 
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("bootstrap")
+        call_command("bootstrap", site_url=f"http://{browsable(host)}:{port}")
 
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL,
                "DJANGO_SETTINGS_MODULE": "config.settings"}
