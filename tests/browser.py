@@ -55,6 +55,27 @@ def sign_in(page: Any, url: str, username: str, password: str) -> None:
     page.click("input[type=submit]")
 
 
+def open_page(browser: Any, **options: Any) -> tuple[Any, list[str]]:
+    """A page in a context of its own (cookies and storage not shared with other tests) and the list of its
+    console and JavaScript errors."""
+    page = browser.new_page(**options)
+    # The site has no favicon (not a page's concern); without this, Chromium logs its 404 as an error.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    return page, watch(page)
+
+
+@contextmanager
+def module_chromium() -> Iterator[Any]:
+    """One browser for all the tests of a module whose tests all drive pages (a launch costs ~1.5 s of CPU):
+    the module defines a module-scoped fixture from this, so that tests/scheduling.py runs it on one worker.
+    Playwright's sync API keeps an event loop running in this thread while the browser is open, which an async
+    test would trip on; the ORM, which checks for one, is told it may run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with chromium(AUTOPLAY) as browser:
+            yield browser
+
+
 @pytest.fixture
 def browser(monkeypatch):
     # Sync Playwright keeps an event loop running in this thread; the test's own ORM calls are still sync.
@@ -69,7 +90,4 @@ def browser_page(monkeypatch):
     a module may take this fixture alone.)"""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with chromium(AUTOPLAY) as browser:
-        page = browser.new_page()
-        # The site has no favicon (not a page's concern); without this, Chromium logs its 404 as an error.
-        page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
-        yield page, watch(page)
+        yield open_page(browser)

@@ -8,14 +8,20 @@ from voicebots.campaigns.models import Campaign
 from voicebots.functions.models import Function
 
 PASSWORD = "a-long-password-123"
-browser_page = browsers.browser_page  # a fixture
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with browsers.module_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
-def page(browser_page):
-    page, errors = browser_page
+def page(browser):
+    page, errors = browsers.open_page(browser)
     page.console_errors = errors
-    return page
+    yield page
+    page.context.close()
 
 
 @pytest.fixture
