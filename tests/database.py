@@ -84,13 +84,15 @@ def is_test_database(connection) -> bool:
 
 
 def install() -> None:
-    """Use `empty_tables` for the test databases as they are now (just created and migrated)."""
+    """Use `empty_tables` for the test databases as they are now (migrated), and empty them: a database kept
+    from an earlier run (pytest.ini's --reuse-db) may hold the rows of a run that was cut off."""
     for connection in connections.all():
         if connection.vendor != "postgresql" or not is_test_database(connection):
             continue
         with connection.cursor() as cursor:
             if _all_foreign_keys_deferrable(cursor):
                 _kept_counts[connection.alias] = _count_kept(cursor)
+        empty_tables(connection.alias)
     TransactionTestCase._fixture_teardown = _fixture_teardown
 
 
