@@ -114,6 +114,9 @@ def test_talking_to_a_bot_from_the_browser(app, vendors, bot_and_member, tmp_pat
         assert int(page.get_attribute("#voice", "data-last-clear-dropped-ms")) > 0
         page.wait_for_selector("#voice-transcript .msg.cut", timeout=10_000)
         page.wait_for_function("document.querySelectorAll('#voice-turns tbody tr').length >= 3", timeout=15_000)
+        # The transcript hears of the interruption's words by a message of its own, which may come after the turn.
+        page.wait_for_function("document.querySelectorAll('#voice-transcript .msg.caller').length >= 2",
+                               timeout=10_000)
         callers = page.locator("#voice-transcript .msg.caller").all_text_contents()
         assert callers[:2] == [QUESTION, INTERRUPTION]
         page.click("#hang-up")
