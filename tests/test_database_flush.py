@@ -43,3 +43,12 @@ def test_a_test_that_changed_content_types_gets_djangos_flush():
     ContentType.objects.create(app_label="elsewhere", model="thing")
 
     assert not database.empty_tables("default")  # the caller flushes: post_migrate rewrites them
+
+
+def test_a_kept_database_starts_each_run_empty():
+    """Under --reuse-db, the rows a cut-off run left behind are gone when the next run sets up."""
+    account, _ = create_account("Left over")
+    Voicebot.objects.create(account=account, name="Desk")
+    database.uninstall()
+    database.install()  # as the session does at the start of a run
+    assert not Voicebot.objects.exists() and not type(account).objects.exists()
