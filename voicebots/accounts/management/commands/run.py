@@ -7,7 +7,7 @@ this process, also ask the kernel for SIGTERM when their parent dies, so killing
 leaves nothing running.
 
 Start-up is what the user waits for: the web processes start first, alone on the CPU, and the banner
-comes when they answer; Django's system checks (they import every view and vendor SDK, ~1 s of CPU), the
+comes when they answer; Django's system checks (they import every view, ~1 s of CPU), the
 worker and beat come after them.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         try:
             if self._wait_until_serving(host, port, web):
                 self.stdout.write(self.style.SUCCESS(
-                    f"Voicebots is running on http://{host}:{port}/ (admin /admin/, API docs /api/docs/), ready in "
+                    f"Voicebots is running on http://{browsable(host)}:{port}/ (admin /admin/, API docs /api/docs/), ready in "
                     f"{time.monotonic() - started:.1f} s. Ctrl-C stops it."))
                 self.stdout.flush()
                 call_command("check")  # raises (and everything stops) on an error
