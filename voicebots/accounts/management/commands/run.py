@@ -86,8 +86,8 @@ class Command(BaseCommand):
         try:
             if self._wait_until_serving(host, port, web):
                 self.stdout.write(self.style.SUCCESS(
-                    f"Voicebots is running on http://{browsable(host)}:{port}/ (admin /admin/, API docs /api/docs/), ready in "
-                    f"{time.monotonic() - started:.1f} s. Ctrl-C stops it."))
+                    f"Voicebots is running on http://{browsable(host)}:{port}/ (admin /admin/, API docs /api/docs/), "
+                    f"ready in {time.monotonic() - started:.1f} s. Ctrl-C stops it."))
                 self.stdout.flush()
                 call_command("check")  # raises (and everything stops) on an error
                 others = {
