@@ -92,18 +92,13 @@ async def test_a_failing_voice_falls_back_only_to_a_configured_vendor(all_keys):
     assert registry.fallback_text_to_speech("cartesia", "en", MULAW_8K) is None
 
 
-def test_a_web_process_loads_the_adapters_of_the_usable_providers_only(all_keys, monkeypatch):
-    loaded = []
-    monkeypatch.setattr(registry.importlib, "import_module", loaded.append)
-    registry.load_adapters()
-    assert loaded == ["voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
-                      "voicebots.providers.deepgram_stt", "voicebots.providers.cartesia_tts",
-                      "voicebots.providers.deepgram_tts"]
+def test_a_web_process_loads_the_adapters_of_the_usable_providers_only(all_keys):
+    assert registry.usable_adapters() == ["voicebots.providers.anthropic_llm", "voicebots.providers.openai_llm",
+                                          "voicebots.providers.deepgram_stt", "voicebots.providers.cartesia_tts",
+                                          "voicebots.providers.deepgram_tts"]
     all_keys.ANTHROPIC_API_KEY = all_keys.CARTESIA_API_KEY = ""
     all_keys.OPENAI_BASE_URL = "https://api.openai.com/v1"  # which needs the key that is not set
-    loaded.clear()
-    registry.load_adapters()
-    assert loaded == ["voicebots.providers.deepgram_stt", "voicebots.providers.deepgram_tts"]
+    assert registry.usable_adapters() == ["voicebots.providers.deepgram_stt", "voicebots.providers.deepgram_tts"]
     for providers in registry.PROVIDERS.values():  # each named adapter is a module that exists
         for provider in providers:
             assert not provider.adapter or importlib.util.find_spec(provider.adapter), provider.adapter

@@ -235,12 +235,15 @@ PROVIDERS: dict[str, tuple[Provider, ...]] = {
 DEFAULTS = {LLM: "anthropic", STT: "deepgram", TTS: "cartesia", EMBEDDINGS: "minilm"}
 
 
+def usable_adapters() -> list[str]:
+    """The adapter modules of the providers this server can use now (their key set, where they need one)."""
+    return [provider.adapter for providers in PROVIDERS.values() for provider in providers
+            if provider.adapter and not provider.missing_settings()]
+
+
 def load_adapters() -> None:
-    """Import the adapter of every provider this server can use now (its key set, where it needs one)."""
-    for providers in PROVIDERS.values():
-        for provider in providers:
-            if provider.adapter and not provider.missing_settings():
-                importlib.import_module(provider.adapter)
+    for module in usable_adapters():
+        importlib.import_module(module)
 
 
 def names(kind: str) -> tuple[str, ...]:
