@@ -63,7 +63,9 @@ def resource_of(path: str) -> str:
     return path.split("/")[4] if path.count("/") > 4 else ""
 
 
-def exercise(operation, world, mode: GenerationMode, examples: int, real_ids: bool) -> None:
+def exercise(operation, world, mode: GenerationMode, examples: int) -> None:
+    """Send `examples` drawn requests of `mode` with the ids of existing objects; each valid one is sent again with
+    the ids it was drawn with, which name nothing (one draw for both: drawing costs as much as answering)."""
     checks = CONFORMANCE if mode is GenerationMode.POSITIVE else [not_a_server_error, status_code_conformance,
                                                                   content_type_conformance]
 
@@ -71,11 +73,12 @@ def exercise(operation, world, mode: GenerationMode, examples: int, real_ids: bo
                          suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def call(case):
-        case.path_parameters = {**(case.path_parameters or {}), "auth_id": world["auth_id"]}
-        if real_ids and "id" in case.path_parameters:
-            case.path_parameters["id"] = world["ids"].get(resource_of(operation.path), case.path_parameters["id"])
-        response = case.call(headers=world["headers"])
-        case.validate_response(response, checks=checks, headers=world["headers"])
+        drawn = {**(case.path_parameters or {}), "auth_id": world["auth_id"]}
+        real = {**drawn, "id": world["ids"].get(resource_of(operation.path), drawn["id"])} if "id" in drawn else drawn
+        for path_parameters in ([real] if mode is GenerationMode.NEGATIVE else [real, drawn]):
+            case.path_parameters = path_parameters
+            response = case.call(headers=world["headers"])
+            case.validate_response(response, checks=checks, headers=world["headers"])
 
     call()
 
@@ -86,9 +89,8 @@ def test_every_operation_answers_as_documented(document, world):
     # Deletions last, so that the other operations find the objects they name.
     operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
     for operation in operations:
-        for real_ids in (True, False):
-            exercise(operation, world, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, real_ids)
-        exercise(operation, world, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, real_ids=True)
+        exercise(operation, world, GenerationMode.POSITIVE, POSITIVE_EXAMPLES)
+        exercise(operation, world, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)
 
 
 # --- The shapes users rely on, checked in the document and against live answers ----------------------------
