@@ -1,11 +1,11 @@
 """What the page tests share: Debian's Chromium driven by Playwright with the project's flags (never a browser
 download), every console error and page error of a page collected, and the sign-in form.
 
-A test module takes the fixtures by name, e.g. `browser_page = browser.browser_page` after
-`from tests import browser` (pytest finds fixtures among a module's names).
+A plugin of the test run (tests/conftest.py): any test may take the fixtures `browser` and `browser_page`.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -64,30 +64,54 @@ def open_page(browser: Any, **options: Any) -> tuple[Any, list[str]]:
     return page, watch(page)
 
 
+@pytest.fixture(scope="session")
+def _shared_chromium() -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
+    """One Chromium per test process for the page tests that need no flags of their own: a launch costs ~2 s of
+    CPU (Chromium and Playwright's driver).
+
+    Playwright's sync API marks its event loop as running in this thread after each call, and the loop stays in
+    the middle of a run for as long as the browser is open. Between page tests the mark is lifted, so that the
+    async tests that follow in this process can run loops of their own; `lent_browser` puts it back."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    loop = asyncio.get_running_loop()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, AUTOPLAY])
+        asyncio._set_running_loop(None)
+        yield browser, loop
+        asyncio._set_running_loop(loop)
+        browser.close()
+    finally:
+        playwright.stop()
+        asyncio._set_running_loop(None)
+
+
 @contextmanager
-def module_chromium() -> Iterator[Any]:
-    """One browser for all the tests of a module whose tests all drive pages (a launch costs ~1.5 s of CPU):
-    the module defines a module-scoped fixture from this, so that tests/scheduling.py runs it on one worker.
-    Playwright's sync API keeps an event loop running in this thread while the browser is open, which an async
-    test would trip on; the ORM, which checks for one, is told it may run."""
+def lent_browser(shared: tuple[Any, asyncio.AbstractEventLoop]) -> Iterator[Any]:
+    """The shared browser for one test, which gets it with no pages open and leaves it so."""
+    browser, loop = shared
     with pytest.MonkeyPatch.context() as patch:
+        # The loop marked as running makes Django refuse the test's own (sync) ORM calls.
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with chromium(AUTOPLAY) as browser:
+        asyncio._set_running_loop(loop)
+        try:
             yield browser
+        finally:
+            for context in browser.contexts:
+                context.close()
+            asyncio._set_running_loop(None)
 
 
 @pytest.fixture
-def browser(monkeypatch):
-    # Sync Playwright keeps an event loop running in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with chromium(AUTOPLAY) as browser:
+def browser(_shared_chromium):
+    """Chromium with the project's flags and AUTOPLAY, shared by the tests of this process; a page opened with
+    `open_page` has a context of its own."""
+    with lent_browser(_shared_chromium) as browser:
         yield browser
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    """A page and the list of its console and JavaScript errors. (Its own browser, not the `browser` fixture:
-    a module may take this fixture alone.)"""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with chromium(AUTOPLAY) as browser:
-        yield open_page(browser)
+def browser_page(browser):
+    """A page and the list of its console and JavaScript errors."""
+    return open_page(browser)

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.network_guard", "tests.virtual_time", "tests.quick_exit", "pytester"]
+pytest_plugins = ["tests.network_guard", "tests.virtual_time", "tests.quick_exit", "tests.browser",
+                  "pytester"]
 
 
 _durations: dict[str, float] = {}

@@ -10,18 +10,11 @@ from voicebots.functions.models import Function
 PASSWORD = "a-long-password-123"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with browsers.module_chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def page(browser):
     page, errors = browsers.open_page(browser)
     page.console_errors = errors
-    yield page
-    page.context.close()
+    return page
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from voicebots.accounts.services import create_member
 from voicebots.calls.models import Call, CallEvent, CallTurn
 
 pytestmark = [pytest.mark.django_db(transaction=True), browsers.needs_chromium]
-browser = browsers.browser  # a fixture
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from tests.fakes.anthropic_server import FakeAnthropic, Text, Turn
 from tests.fakes.cartesia_server import FakeCartesia
 from tests.fakes.deepgram_server import FakeDeepgram, silence, speech
 from tests.fakes.plivo_server import CallPlan, FakeCall, FakePlivo
-from tests.test_webhooks_browser import PASSWORD, browser_page  # noqa: F401 (a fixture)
+from tests.test_webhooks_browser import PASSWORD
 from voicebots.telephony.simulator import PlivoCallSimulator
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,6 @@ from voicebots.webhooks import services
 from voicebots.webhooks.models import WebhookDelivery
 
 PASSWORD = "a-long-password-123"
-browser_page = browsers.browser_page  # a fixture (test_multiprocess takes it from here)
 
 
 @pytest.fixture
