@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from voicebots.accounts.services import create_member
 from voicebots.bots.models import Voicebot
@@ -67,6 +69,17 @@ def test_member_adds_a_bot_in_the_admin_and_it_lands_in_their_account(client, ap
     response = client.post("/admin/bots/voicebot/add/", form)
     assert response.status_code == 302, response.content[:2000]
     assert Voicebot.objects.get(name="Admin-made").account == api.account
+
+
+def test_a_members_admin_page_looks_up_their_account_once(client, api):
+    """Every model's permission check asks for the member's account; one page asks the database once."""
+    create_member(api.account, "staffer", "a-long-password-123")
+    client.login(username="staffer", password="a-long-password-123")
+    for url in ("/admin/", "/admin/bots/voicebot/", "/admin/bots/voicebot/add/"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        lookups = [query["sql"] for query in queries.captured_queries if "accounts_membership" in query["sql"]]
+        assert len(lookups) == 1, (url, lookups)
 
 
 def test_home_page_for_a_signed_in_member(client, api):
