@@ -182,26 +182,25 @@ window.WebSocket = class extends Native {
 """
 
 
-def test_chatting_with_a_bot_on_the_same_page(app, vendors, bot_and_member):
+def test_chatting_with_a_bot_on_the_same_page(app, vendors, bot_and_member, browser):
     """The chat half of the page (playground.js, on the same shared script as the voice half): the question, sent
     before the page's socket is open, and the streamed answer appear as messages, the timings fill in, no
     console error."""
     llm, _, _ = vendors
     llm.script(Turn([Text("We open ", "at eight.")]))
     problems: list[str] = []
-    with browsers.chromium() as browser:
-        context = browser.new_context()
-        context.add_init_script(SLOW_SOCKETS)
-        page = playground_page(context, app, bot_and_member["id"], problems)
-        page.fill("#message", QUESTION)
-        page.click("#composer button[type=submit]")
-        try:
-            page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
-        except PlaywrightTimeoutError:
-            shown = page.locator("#messages .msg").all_text_contents(), page.text_content("#status")
-            raise AssertionError(f"no timings; the page shows {shown}, problems {problems}, "
-                                 f"{len(llm.requests)} model requests; the server said:\n{app.output()}") from None
-        assert page.locator("#messages .msg.user").all_text_contents() == [QUESTION]
-        assert page.locator("#messages .msg.bot").all_text_contents() == ["We open at eight."]
-        assert page.text_content("#status") == ""
+    context = browser.new_context()
+    context.add_init_script(SLOW_SOCKETS)
+    page = playground_page(context, app, bot_and_member["id"], problems)
+    page.fill("#message", QUESTION)
+    page.click("#composer button[type=submit]")
+    try:
+        page.wait_for_function("document.getElementById('timings').textContent.length > 0", timeout=10_000)
+    except PlaywrightTimeoutError:
+        shown = page.locator("#messages .msg").all_text_contents(), page.text_content("#status")
+        raise AssertionError(f"no timings; the page shows {shown}, problems {problems}, "
+                             f"{len(llm.requests)} model requests; the server said:\n{app.output()}") from None
+    assert page.locator("#messages .msg.user").all_text_contents() == [QUESTION]
+    assert page.locator("#messages .msg.bot").all_text_contents() == ["We open at eight."]
+    assert page.text_content("#status") == ""
     assert problems == [], problems
