@@ -1,6 +1,7 @@
 """The delivery log in a real browser (Playwright driving Debian's Chromium): a failed delivery's page, its
 attempts, and the Retry now button sending it again; no JavaScript console errors."""
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests import browser as browsers
 from tests.fakes.http_handler import FunctionHandlerFake, Reply
@@ -35,7 +36,12 @@ def test_retry_now_in_the_admin_sends_a_failed_delivery_again(live_server, brows
     browsers.sign_in(page, f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookdelivery/", "staffer",
                      PASSWORD)
     page.click(f"a[href$='/webhookdelivery/{delivery.pk}/change/']")
-    page.wait_for_selector("button.retry-delivery")
+    try:
+        page.wait_for_selector("button.retry-delivery")
+    except PlaywrightTimeoutError:
+        delivery.refresh_from_db()
+        raise AssertionError(f"no Retry button at {page.url} (delivery {delivery.status}), errors {errors}, "
+                             f"showing:\n{page.inner_text('body')[:2000]}") from None
     assert "Answered HTTP 500." in page.inner_text("#content")
     page.click("button.retry-delivery")
     page.wait_for_selector("ul.messagelist")
