@@ -72,19 +72,13 @@ def _shared_chromium() -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
     Playwright's sync API marks its event loop as running in this thread after each call, and the loop stays in
     the middle of a run for as long as the browser is open. Between page tests the mark is lifted, so that the
     async tests that follow in this process can run loops of their own; `lent_browser` puts it back."""
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    loop = asyncio.get_running_loop()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, AUTOPLAY])
+    with chromium(AUTOPLAY) as browser:
+        loop = asyncio.get_running_loop()
         asyncio._set_running_loop(None)
-        yield browser, loop
-        asyncio._set_running_loop(loop)
-        browser.close()
-    finally:
-        playwright.stop()
-        asyncio._set_running_loop(None)
+        try:
+            yield browser, loop
+        finally:
+            asyncio._set_running_loop(loop)  # as Playwright left it, for chromium() to close the browser
 
 
 @contextmanager
