@@ -242,6 +242,7 @@ def usable_adapters() -> list[str]:
 
 
 def load_adapters() -> None:
+    """Import the usable adapters now, so that no first call waits for its vendor SDK's import."""
     for module in usable_adapters():
         importlib.import_module(module)
 
