@@ -30,7 +30,7 @@ from voicebots.providers.deepgram_stt import DeepgramSTT
 from voicebots.providers.silero_vad import SileroActivity
 from voicebots.callruntime.records import recorded_audio
 from voicebots.core import clock
-from voicebots.voice import CallSession, SessionOptions
+from voicebots.voice import CallSession, SessionOptions, TurnRecord
 from voicebots.voice.audio import FRAME_BYTES, MULAW_SILENCE, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.control import CallControl
 
@@ -124,11 +124,12 @@ class Call:
 
 @asynccontextmanager
 async def running_call(llm: Any, transcripts: list[Any], *, caller: Any = None, activity: Any = None,
-                       voice: Any = None, stt_speech_rms: float = 500.0, **options: Any) -> AsyncIterator[Call]:
+                       voice: Any = None, stt_speech_rms: float = 500.0, recorder: Recorder | None = None,
+                       **options: Any) -> AsyncIterator[Call]:
     numbered = NumberedVoice()
     async with (FakeDeepgram(transcripts, speech_rms=stt_speech_rms) as deepgram,
                 FakeCartesia(ms_per_char=MS_PER_CHAR, voice=voice or numbered) as cartesia):
-        transport, recorder = PhoneLeg(), Recorder()
+        transport, recorder = PhoneLeg(), recorder or Recorder()
         control = CallControl(Webhooks())
         session = CallSession(
             config=CONFIG, engine=ConversationEngine(llm, tool_runner=control), transport=transport,
@@ -215,6 +216,32 @@ async def test_real_words_take_the_turn_and_the_history_keeps_the_words_heard():
         assert call.session.history[2] == Message.user("Seven please.")
 
 
+class SlowRecorder(Recorder):
+    """Records an interrupted turn in 100 ms (a database write), while the caller goes on talking."""
+
+    caller: FakeCaller | None = None
+
+    async def on_turn(self, record: TurnRecord) -> None:
+        if record.interrupted and self.caller is not None:
+            self.caller.say_later(300)
+            await asyncio.sleep(0.1)
+        await super().on_turn(record)
+
+
+async def test_a_reply_is_timed_from_the_end_of_the_words_it_answers_not_from_words_after_them():
+    llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]), Step(["Yes."]))
+    recorder = SlowRecorder()
+    async with running_call(llm, ["Do you have a table tonight?", "Seven please.", "For two."],
+                            recorder=recorder) as call:
+        recorder.caller = call.caller
+        await ask_and_wait_for_the_reply(call)
+        await call.caller.say(500)
+        await wait_until(lambda: len(call.recorder.turns) == 2, timeout=10)
+        answer = call.recorder.turns[1]
+        assert answer.caller_text == "Seven please."
+        assert answer.timings["stt_ms"] >= 0, answer.timings
+
+
 async def test_an_acknowledgement_then_a_question_the_bot_goes_on_then_answers():
     llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]))
     async with running_call(llm, ["Do you have a table tonight?", ("Okay so", "Okay."), "Seven for me?"]) as call:
@@ -237,7 +264,12 @@ async def test_a_caller_speaking_while_the_bot_thinks_holds_its_reply_until_they
         spoke_until = call.caller.speech_ended_at
         await wait_until(lambda: call.recorder.turns, timeout=10)
         assert all(at >= spoke_until for at, _ in call.transport.frames)
-        assert call.recorder.turns[0].bot_text == "Sure, we have a table at seven."
+        reply = call.recorder.turns[0]
+        assert reply.bot_text == "Sure, we have a table at seven."
+        # The held reply's first audio went out when the hold ended; its latency counts to then.
+        first_frame_at = call.transport.frames[0][0]
+        assert reply.timings["latency_ms"] == round((first_frame_at - reply.origin) * 1000, 1), reply.timings
+        assert reply.timings["stt_ms"] >= 0, reply.timings
 
 
 # --- Echo and line noise -----------------------------------------------------------------------------

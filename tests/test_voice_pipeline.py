@@ -133,9 +133,13 @@ class FakeCaller:
             await asyncio.sleep(max(0.0, next_at - clock.now()))
 
     async def say(self, ms: int) -> None:
+        self.say_later(ms)
+        await self._done.wait()
+
+    def say_later(self, ms: int) -> None:
+        """Start saying `ms` of speech (after what is still to be said) without waiting for its end."""
         self._done.clear()
         self._speech.extend(speech(ms))
-        await self._done.wait()
 
 
 @dataclass

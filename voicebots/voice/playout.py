@@ -80,6 +80,8 @@ class TurnAudio:
     woken: asyncio.Event = field(default_factory=asyncio.Event)  # held or stopped: a paced send stops waiting
     resumed: int = 0  # times it was resumed after a hold (names its new checkpoints)
     heard_char: int = 0  # of the turn's text, what was heard when it was held or stopped mid-segment
+    first_sent_at: float | None = None  # when its first and its latest frame went to the transport
+    last_sent_at: float | None = None
 
     @property
     def text(self) -> str:
@@ -183,6 +185,9 @@ class Playout:
             self._schedule(kept, kept.sent, end, frame)
             kept.sent = end
             await self._transport.send_audio(self._format.pad_to_frame(frame) if len(frame) < frame_bytes else frame)
+            kept.last_sent_at = self._clock()
+            if kept.first_sent_at is None:
+                kept.first_sent_at = kept.last_sent_at
             sent += 1
             if sent % FRAMES_PER_YIELD == 0:  # a long stretch (a resume, a cached greeting): let the transport
                 await asyncio.sleep(0)  # send as we go, rather than overflow its queue

@@ -332,10 +332,8 @@ class CallSession:
             logger.exception("Caching audio failed")
 
     async def _play_fixed(self, turn: BotTurn, audio: bytes, text: str, *, segment: int) -> None:
-        if await self._playout.play(turn.index, audio):
-            turn.timeline.mark("first_audio_sent")
+        await self._playout.play(turn.index, audio)
         await self._playout.end_segment(turn.index, segment, text)
-        turn.timeline.last_audio_sent = clock.now()
         turn.spoken += text
 
     # --- Listening ----------------------------------------------------------------------------------
@@ -445,6 +443,8 @@ class CallSession:
 
     async def _on_caller_turn(self, ended: CallerTurnEnded) -> None:
         now = clock.now()
+        # Read before anything is awaited: speech heard meanwhile comes after the words this turn answers.
+        speech_ended = self._activity.last_speech_at or now
         turn = self._current
         if turn is not None and self._barge_in.take_utterance(turn.index, ended.text):
             logger.info("Going on after an acknowledgement: %r", ended.text)
@@ -461,7 +461,7 @@ class CallSession:
                 return
             await self._interrupt()
         timeline = Timeline(started=now)
-        timeline.mark("speech_ended", self._activity.last_speech_at or now)
+        timeline.mark("speech_ended", speech_ended)
         timeline.mark("transcript_final", now)
         turn = self._new_turn("reply", ended.text, timeline)
         turn.task = self._spawn(self._reply(turn))
@@ -642,6 +642,11 @@ class CallSession:
         if turn.recorded:
             return
         turn.recorded = True
+        # The playout knows when the turn's audio went out, whichever way it went (a held turn's on its resume).
+        sent = self._playout.audio_of(turn.index)
+        if sent.first_sent_at is not None:
+            turn.timeline.mark("first_audio_sent", sent.first_sent_at)
+            turn.timeline.last_audio_sent = sent.last_sent_at
         record = TurnRecord(index=turn.index, kind=turn.kind, caller_text=turn.caller_text,
                             bot_text=self._playout.heard_text(turn.index).strip(), interrupted=turn.interrupted,
                             timings=turn.timeline.timings(), tool_calls=list(turn.tool_calls), error=turn.error,

@@ -13,7 +13,6 @@ import logging
 import re
 from typing import Awaitable, Callable, Sequence
 
-from voicebots.core import clock
 
 from .playout import Playout
 from .ports import SegmentDone, SpeechAudio, SpeechTurn, TextToSpeech, TextToSpeechError, WordTimes
@@ -153,9 +152,7 @@ class SpokenReply:
         self._timeline.mark("first_tts_audio")
         if self.audio is not None:
             self.audio.extend(audio)
-        if await self._playout.play(self._turn, audio):
-            self._timeline.mark("first_audio_sent")
-            self._timeline.last_audio_sent = clock.now()
+        await self._playout.play(self._turn, audio)
 
 
 async def _cancel_quietly(speech: SpeechTurn) -> None:
