@@ -269,7 +269,6 @@ async def test_a_caller_speaking_while_the_bot_thinks_holds_its_reply_until_they
         # The held reply's first audio went out when the hold ended; its latency counts to then.
         first_frame_at = call.transport.frames[0][0]
         assert reply.timings["latency_ms"] == round((first_frame_at - reply.origin) * 1000, 1), reply.timings
-        assert reply.timings["stt_ms"] >= 0, reply.timings
 
 
 # --- Echo and line noise -----------------------------------------------------------------------------
