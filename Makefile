@@ -10,9 +10,10 @@ run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
-# out). Much of a test's time is waiting on servers and subprocesses, so three workers keep two cores busy
-# (measured on 2 cores: 3 workers 100-105 s, 4 workers 94 s; three leave more room on a loaded machine).
-TEST_WORKERS ?= 3
+# out). Much of a test's time is waiting on servers and subprocesses: with three workers two cores were idle 20%
+# of a run, with four 8%. Measured on 2 cores: 93-100 s with three, 94 s with four; with a busy process beside
+# the run, 117-120 s with three and 106-113 s with four.
+TEST_WORKERS ?= 4
 
 # PYTHONDONTWRITEBYTECODE is cleared so that pytest keeps its rewritten test modules in __pycache__ (ignored by
 # git), which every worker would otherwise rewrite again at each run (~3 s of CPU a worker).

@@ -208,8 +208,12 @@ async def test_audio_goes_out_at_most_ten_seconds_ahead_and_a_hold_ends_the_wait
     playout = Playout(line, clock)
     twelve_seconds = numbered(600)
     playing = asyncio.create_task(playout.play(8, twelve_seconds))
-    await asyncio.sleep(0.05)
-    assert not playing.done() and len(line.audio()) == 501 * FRAME_BYTES  # 10 s ahead, and the frame past it
+    ten_seconds_ahead = 501 * FRAME_BYTES  # and the frame past it
+    deadline = time.monotonic() + 5  # sending 500 frames takes a busy machine more than a moment
+    while len(line.audio()) < ten_seconds_ahead and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # it stops there
+    assert not playing.done() and len(line.audio()) == ten_seconds_ahead
     started = time.monotonic()
     clock.now = 100.5
     await playout.hold(8)
