@@ -466,6 +466,22 @@ async def test_with_interruptions_off_the_caller_is_answered_after_the_bot_finis
         assert (second.caller_text, second.bot_text) == ("Seven please.", "Seven it is.")
 
 
+async def test_with_interruptions_off_a_reply_is_timed_from_the_words_it_answers():
+    llm = ToolScriptedLLM(Step(LONG_REPLY), Step(["Seven it is."]), Step(["Two it is."]))
+    async with running_call(llm, ["Do you have a table tonight?", "Seven please.", "For two."],
+                            interruptions_enabled=False) as call:
+        await call.caller.say(600)
+        await wait_until(lambda: "turn0-seg0" in call.transport.played, timeout=8)
+        await call.caller.say(500)
+        said_seven_until = call.caller.speech_ended_at
+        await asyncio.sleep(1.0)  # "Seven please." is final, and the bot still speaks
+        await call.caller.say(300)  # more words before it has finished
+        await wait_until(lambda: len(call.recorder.turns) == 3, timeout=15)
+        seven = next(turn for turn in call.recorder.turns if turn.caller_text == "Seven please.")
+        assert seven.origin - said_seven_until < 0.5, seven.origin - said_seven_until
+        assert seven.timings["latency_ms"] > 1000  # what the caller waited: the rest of the bot's turn
+
+
 def test_silero_activity_hears_speech_but_not_silence_or_a_tone():
     def speech_frames(audio: bytes) -> int:
         activity = SileroActivity()

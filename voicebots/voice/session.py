@@ -441,10 +441,10 @@ class CallSession:
     def _anyone_busy(self) -> bool:
         return self._bot_busy() or self._activity.speaking or self._turn_taker.has_unfinalized_words
 
-    async def _on_caller_turn(self, ended: CallerTurnEnded) -> None:
+    async def _on_caller_turn(self, ended: CallerTurnEnded, speech_ended: float | None = None) -> None:
         now = clock.now()
         # Read before anything is awaited: speech heard meanwhile comes after the words this turn answers.
-        speech_ended = self._activity.last_speech_at or now
+        speech_ended = speech_ended or self._activity.last_speech_at or now
         turn = self._current
         if turn is not None and self._barge_in.take_utterance(turn.index, ended.text):
             logger.info("Going on after an acknowledgement: %r", ended.text)
@@ -457,7 +457,7 @@ class CallSession:
                 await self._incident("echo_ignored", f"a transcript of the bot's own voice: {ended.text!r}")
                 return
             if not self._barge_in.rules.enabled:
-                self._spawn(self._answer_when_heard(ended))
+                self._spawn(self._answer_when_heard(ended, speech_ended))
                 return
             await self._interrupt()
         timeline = Timeline(started=now)
@@ -468,14 +468,15 @@ class CallSession:
         if self._options.dead_air_s is not None:
             self._spawn(self._dead_air.watch(turn))
 
-    async def _answer_when_heard(self, ended: CallerTurnEnded) -> None:
-        """Interruptions are off: the caller's words wait until the bot's current turn has been heard."""
+    async def _answer_when_heard(self, ended: CallerTurnEnded, speech_ended: float) -> None:
+        """Interruptions are off: the caller's words wait until the bot's current turn has been heard (and the
+        reply is timed from the end of those words, not of any said while waiting)."""
         turn = self._current
         if turn is not None:
             if turn.task is not None and turn.task is not asyncio.current_task():
                 await asyncio.gather(turn.task, return_exceptions=True)
             await self._wait_heard(turn)
-        await self._on_caller_turn(ended)
+        await self._on_caller_turn(ended, speech_ended)
 
     def _new_turn(self, kind: TurnKind, caller_text: str, timeline: Timeline) -> BotTurn:
         if self._current is not None:
