@@ -11,8 +11,8 @@ run: $(VENV)/.installed
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one; tests/scheduling.py shares them
 # out). Much of a test's time is waiting on servers and subprocesses: with three workers two cores were idle 20%
-# of a run, with four 8%. Measured on 2 cores: 93-100 s with three (12 runs), 89-98 s with four (7 runs); with a
-# busy process beside the run, 117-120 s with three and 106-120 s with four.
+# of a run, with four 8%. Measured on 2 cores: 91-108 s with three (14 runs), 89-102 s with four (12 runs; in
+# alternating runs 4 s faster); with a busy process beside the run, 117-120 s with three, 106-120 s with four.
 TEST_WORKERS ?= 4
 
 # PYTHONDONTWRITEBYTECODE is cleared so that pytest keeps its rewritten test modules in __pycache__ (ignored by
