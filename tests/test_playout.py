@@ -8,6 +8,7 @@ import time
 import numpy as np
 from pytest import approx
 
+from tests.test_voice_pipeline import wait_until
 from voicebots.voice.audio import FRAME_BYTES, MULAW_8K, MULAW_SILENCE, PCM16_16K, mulaw_to_pcm16, pcm16_to_mulaw
 from voicebots.voice.playout import Playout, ResumePoint
 from voicebots.voice.words import WordSpan, estimated_words, first_unheard, word_offsets
@@ -209,9 +210,8 @@ async def test_audio_goes_out_at_most_ten_seconds_ahead_and_a_hold_ends_the_wait
     twelve_seconds = numbered(600)
     playing = asyncio.create_task(playout.play(8, twelve_seconds))
     ten_seconds_ahead = 501 * FRAME_BYTES  # and the frame past it
-    deadline = time.monotonic() + 5  # sending 500 frames takes a busy machine more than a moment
-    while len(line.audio()) < ten_seconds_ahead and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    # Sending 500 frames takes a busy machine more than a moment.
+    await wait_until(lambda: len(line.audio()) >= ten_seconds_ahead, timeout=5)
     await asyncio.sleep(0.05)  # it stops there
     assert not playing.done() and len(line.audio()) == ten_seconds_ahead
     started = time.monotonic()
